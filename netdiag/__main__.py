@@ -1,0 +1,5 @@
+"""`python -m netdiag`: the same as the `netdiag` console script."""
+
+from netdiag.cli.main import main
+
+main()

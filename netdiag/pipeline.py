@@ -1,0 +1,125 @@
+"""One library entry point per use: read a capture into the packet and flow tables.
+
+capture -> packet chunks (decoder) -> flow builder (adds flow columns per chunk) -> retained
+packets + flow table. The CLI subcommands and the rule engine call these functions; nothing here
+prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from netdiag.addressbook import AddressBook
+from netdiag.capture.records import CaptureInfo
+from netdiag.capture.schema import TCP_FIN, TCP_RST, TCP_SYN, PacketChunk
+
+#: "all" keeps every packet; "control" keeps what rules need and drops bulk data packets
+Retention = Literal["all", "control"]
+
+#: packets kept per flow from its start in "control" retention (handshake, first requests)
+FIRST_PACKETS_PER_FLOW = 8
+
+#: called after each chunk with (frames so far, bytes of the file read so far)
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class LoadedCapture:
+    """A capture read into tables: what the file says, the packets kept, the flows."""
+
+    path: str
+    info: CaptureInfo
+    packets: pd.DataFrame
+    flows: pd.DataFrame
+    book: AddressBook
+    retention: Retention = "all"
+    dropped_packets: int = 0  # bulk data packets not kept under "control" retention
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def control_mask(chunk: PacketChunk) -> np.ndarray:
+    """Packets rules may need: everything but the bulk TCP/UDP data of established flows."""
+    flags = chunk["tcp_flags"]
+    is_tcp_udp = (chunk["ip_proto"] == 6) | (chunk["ip_proto"] == 17)
+    keep = ~is_tcp_udp | (chunk["ip_version"] == 0)
+    keep |= (flags >= 0) & ((flags & (TCP_SYN | TCP_FIN | TCP_RST)) != 0)
+    keep |= chunk["decode_error"] >= 0
+    keep |= chunk["esp_spi"] >= 0
+    keep |= chunk["ike_exchange"] >= 0
+    keep |= chunk["tunnel"] > 0
+    if "flow_pkt_index" in chunk:
+        keep |= chunk["flow_pkt_index"] < FIRST_PACKETS_PER_FLOW
+    return keep
+
+
+def _take(chunk: PacketChunk, mask: np.ndarray) -> PacketChunk:
+    return {name: values[mask] for name, values in chunk.items()}
+
+
+def iter_flow_chunks(
+    path: str,
+    book: AddressBook,
+    builder: object,
+    progress: ProgressCallback | None = None,
+) -> Iterator[tuple[PacketChunk, CaptureInfo]]:
+    """Decoded chunks of one capture, each passed through the flow builder (flow columns added)."""
+    from netdiag.capture.decode import decode_batch
+    from netdiag.capture.reader import open_capture
+
+    frames = 0
+    consumed = 0
+    with open_capture(path) as cap:
+        for batch in cap.batches():
+            chunk = decode_batch(batch, cap.info, book)
+            builder.add(chunk)  # type: ignore[attr-defined]
+            frames += len(batch)
+            consumed += int(batch.data.nbytes)
+            if progress is not None:
+                progress(frames, consumed)
+            yield chunk, cap.info
+        if frames == 0:
+            yield _empty_chunk_with_flow_columns(), cap.info
+
+
+def _empty_chunk_with_flow_columns() -> PacketChunk:
+    from netdiag.capture.schema import empty_chunk
+
+    chunk = empty_chunk(0)
+    chunk["flow_id"] = np.zeros(0, dtype=np.int64)
+    chunk["flow_dir"] = np.zeros(0, dtype=np.int8)
+    chunk["flow_pkt_index"] = np.zeros(0, dtype=np.int32)
+    chunk["icmp_err_flow_id"] = np.zeros(0, dtype=np.int64)
+    return chunk
+
+
+def load_capture(
+    path: str,
+    book: AddressBook | None = None,
+    retention: Retention = "all",
+    progress: ProgressCallback | None = None,
+) -> LoadedCapture:
+    """Read one capture into its packet table (all or control packets) and flow table."""
+    from netdiag.capture import to_dataframe
+    from netdiag.flows import FlowBuilder
+
+    book = book or AddressBook()
+    builder = FlowBuilder(book)
+    kept: list[PacketChunk] = []
+    dropped = 0
+    info: CaptureInfo | None = None
+    for chunk, info in iter_flow_chunks(path, book, builder, progress):
+        if retention == "control":
+            mask = control_mask(chunk)
+            dropped += int(len(mask) - mask.sum())
+            kept.append(_take(chunk, mask))
+        else:
+            kept.append(chunk)
+    assert info is not None  # iter_flow_chunks yields at least once, or raises
+    flows = builder.finish()
+    packets = to_dataframe(kept, book)
+    return LoadedCapture(path, info, packets, flows, book, retention, dropped)
