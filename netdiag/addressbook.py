@@ -71,7 +71,9 @@ class AddressBook:
     # --- interning, column-wise ---------------------------------------------------------------
     def intern_ip4(self, values: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
         """uint32 addresses (host order value of the big-endian field) -> int32 codes."""
-        return self._intern(self._ip, np.asarray(values, dtype=np.uint32), present, ("4",), _ip4_text)
+        return self._intern(
+            self._ip, np.asarray(values, dtype=np.uint32), present, ("4",), _ip4_text
+        )
 
     def intern_ip6(self, raw16: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
         """(n, 16) uint8 addresses -> int32 codes."""
@@ -81,7 +83,9 @@ class AddressBook:
 
     def intern_mac(self, values: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
         """uint64 MAC values (48 bits, big-endian byte order) -> int32 codes."""
-        return self._intern(self._mac, np.asarray(values, dtype=np.uint64), present, ("m",), _mac_text)
+        return self._intern(
+            self._mac, np.asarray(values, dtype=np.uint64), present, ("m",), _mac_text
+        )
 
     def intern_text(self, values: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
         """An object or str array of texts -> int32 codes."""

@@ -18,8 +18,9 @@ from netdiag.addressbook import AddressBook
 from netdiag.capture.records import CaptureInfo
 from netdiag.capture.schema import TCP_FIN, TCP_RST, TCP_SYN, PacketChunk
 
-#: "all" keeps every packet; "control" keeps what rules need and drops bulk data packets
-Retention = Literal["all", "control"]
+#: "all" keeps every packet; "control" keeps what rules need and drops bulk data packets;
+#: "none" keeps no packet (only the flow table is wanted)
+Retention = Literal["all", "control", "none"]
 
 #: packets kept per flow from its start in "control" retention (handshake, first requests)
 FIRST_PACKETS_PER_FLOW = 8
@@ -112,8 +113,11 @@ def load_capture(
     kept: list[PacketChunk] = []
     dropped = 0
     info: CaptureInfo | None = None
-    for chunk, info in iter_flow_chunks(path, book, builder, progress):
-        if retention == "control":
+    for chunk, chunk_info in iter_flow_chunks(path, book, builder, progress):
+        info = chunk_info
+        if retention == "none":
+            dropped += len(chunk["frame"])
+        elif retention == "control":
             mask = control_mask(chunk)
             dropped += int(len(mask) - mask.sum())
             kept.append(_take(chunk, mask))
@@ -121,5 +125,5 @@ def load_capture(
             kept.append(chunk)
     assert info is not None  # iter_flow_chunks yields at least once, or raises
     flows = builder.finish()
-    packets = to_dataframe(kept, book)
+    packets = to_dataframe(kept or [_empty_chunk_with_flow_columns()], book)
     return LoadedCapture(path, info, packets, flows, book, retention, dropped)

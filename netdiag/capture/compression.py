@@ -40,8 +40,12 @@ if zstandard is not None:
     _STREAM_ERRORS += (zstandard.ZstdError,)
 
 
-class _Read1Stream(Protocol):
+class DecompressedStream(Protocol):
+    """What a byte source reads from: a buffered file or a decompressing reader."""
+
     def read1(self, size: int = ..., /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
 
     def close(self) -> None: ...
 
@@ -54,7 +58,7 @@ def sniff_compression(head: bytes) -> str:
     return ""
 
 
-def open_decompressed(raw: BinaryIO, compression: str) -> _Read1Stream:
+def open_decompressed(raw: BinaryIO, compression: str) -> DecompressedStream:
     """A stream of the decompressed bytes of ``raw`` (which must be at its start)."""
     if compression == "gzip":
         return gzip.GzipFile(fileobj=raw, mode="rb")
@@ -76,7 +80,7 @@ class ByteSource:
     stream was stopped (the reason is appended to ``warnings``).
     """
 
-    def __init__(self, stream: BinaryIO | _Read1Stream, compression: str, warnings: list[str]):
+    def __init__(self, stream: DecompressedStream, compression: str, warnings: list[str]):
         self._stream = stream
         self.compression = compression
         self._warnings = warnings
@@ -124,7 +128,7 @@ class ByteSource:
         try:
             if not self.compression:
                 while got < total:
-                    n = self._stream.readinto(view[got:])  # type: ignore[union-attr]
+                    n = self._stream.readinto(view[got:])
                     if not n:
                         self.eof = True
                         break

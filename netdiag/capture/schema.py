@@ -64,9 +64,9 @@ PACKET_COLUMNS: tuple[Column, ...] = (
     _c("ip_dst", "int32", "ip", "IP destination address"),
     _c("ip_proto", "int16", "int", "IPv4 protocol / IPv6 upper-layer next header after extensions"),
     _c("ip_ttl", "int16", "int", "IPv4 TTL / IPv6 hop limit"),
-    _c("ip_id", "int32", "int", "IPv4 identification; IPv6 fragment id if a fragment header"),
+    _c("ip_id", "int64", "int", "IPv4 identification; IPv6 fragment id if a fragment header"),
     _c("ip_len", "int32", "int", "IPv4 total length / IPv6 payload length + 40"),
-    _c("ip_flags", "int8", "int", "IPv4 flags bits (4 = DF, 1 = MF after shifting >>13); -1"),
+    _c("ip_flags", "int8", "int", "IPv4 flags bits >> 13: 4 reserved, 2 DF, 1 MF; -1"),
     _c("ip_frag_offset", "int32", "int", "fragment offset in bytes (IPv4 or IPv6 fragment)"),
     _c("ip_hdr_len", "int16", "int", "IPv4 header length incl. options / IPv6 40 + extensions"),
     # --- transport ----------------------------------------------------------------------------
@@ -99,7 +99,7 @@ PACKET_COLUMNS: tuple[Column, ...] = (
     _c("icmp_inner_dport", "int32", "int", "quoted TCP/UDP destination port"),
     _c("icmp_inner_seq", "int64", "int", "quoted TCP sequence number"),
     # --- ARP ----------------------------------------------------------------------------------
-    _c("arp_op", "int16", "int", "ARP opcode (1 request, 2 reply)"),
+    _c("arp_op", "int32", "int", "ARP opcode (1 request, 2 reply)"),
     _c("arp_sha", "int32", "mac", "ARP sender hardware address"),
     _c("arp_spa", "int32", "ip", "ARP sender protocol address"),
     _c("arp_tha", "int32", "mac", "ARP target hardware address"),
@@ -111,7 +111,9 @@ PACKET_COLUMNS: tuple[Column, ...] = (
     _c("ike_rspi", "int64", "int", "IKE responder SPI (signed 64-bit view)"),
     _c("ike_exchange", "int16", "int", "IKE exchange type (34 IKE_SA_INIT, 35 IKE_AUTH, ...)"),
     _c("ike_natt", "int8", "int", "on UDP 4500: 1 non-ESP marker + IKE, 2 NAT-T keepalive, 0 ESP"),
-    _c("tunnel", "int8", "int", "0 none, 1 VXLAN, 2 GRE, 3 IP-in-IP, 4 GENEVE (recognised only)", 0),
+    _c(
+        "tunnel", "int8", "int", "0 none, 1 VXLAN, 2 GRE, 3 IP-in-IP, 4 GENEVE (recognised only)", 0
+    ),
     _c("vxlan_vni", "int32", "int", "VXLAN network identifier"),
     # --- bookkeeping --------------------------------------------------------------------------
     _c("payload_hash", "int64", "int", "hash of the first 64 bytes after the transport header"),

@@ -36,6 +36,38 @@ def max_record_bytes(linktype: int) -> int:
     return LARGE_RECORD_BYTES if linktype in LARGE_RECORD_LINKTYPES else MAX_RECORD_BYTES
 
 
+def gather_u32(
+    data: np.ndarray, starts: np.ndarray, byte_offsets: list[int], dtype: str
+) -> np.ndarray:
+    """The 32-bit words at ``starts + offset`` for each offset, shape (n, len(byte_offsets)).
+
+    ``dtype`` is "<u4" or ">u4". When every position is 4-byte aligned (pcapng blocks always
+    are) one aligned word view gives each field in a single gather; otherwise (pcap records
+    start anywhere) the four bytes are gathered and combined, which numpy does faster than
+    reading words through an unaligned view. Positions past the end of ``data`` are clipped:
+    callers only use words they know to be inside.
+    """
+    n = len(starts)
+    out = np.empty((n, len(byte_offsets)), dtype=np.uint32)
+    if n == 0:
+        return out
+    last = len(data) - 1
+    if not np.any(starts & 3) and len(data) >= 4:
+        words = np.frombuffer(data, dtype=dtype, count=len(data) // 4)
+        base = starts >> 2
+        for j, offset in enumerate(byte_offsets):
+            out[:, j] = words[np.minimum(base + (offset >> 2), len(words) - 1)]
+        return out
+    shifts = (0, 8, 16, 24) if dtype.startswith("<") else (24, 16, 8, 0)
+    for j, offset in enumerate(byte_offsets):
+        at = starts + offset
+        value = np.zeros(n, dtype=np.uint32)
+        for b, shift in enumerate(shifts):
+            value |= data[np.minimum(at + b, last)].astype(np.uint32) << np.uint32(shift)
+        out[:, j] = value
+    return out
+
+
 def lying_length_warning(frame: int, offset: int, claimed: int) -> str:
     return f"frame {frame} at byte offset {offset}: record claims {claimed} bytes; stopped reading"
 

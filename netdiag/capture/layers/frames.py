@@ -1,0 +1,147 @@
+"""Column-wise access to the bytes of a batch's records, and the decoding state shared by layers.
+
+Every layer decoder works on an index array of rows (records) and reads big-endian fields at
+absolute positions in the batch buffer through strided views, one gather per field for all rows.
+A read is never trusted blindly: ``Frames.end`` holds each record's last usable byte (caplen,
+minus an FCS, narrowed to the IP datagram by the IP decoders) and a field is only stored where it
+lies entirely before that end. Reads past the buffer are clipped to stay in bounds; their values
+are discarded by the same check.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from netdiag.addressbook import AddressBook
+from netdiag.capture.schema import PacketChunk
+
+_ABSENT = -1
+
+
+def _strided(data: np.ndarray, dtype: str, width: int) -> np.ndarray:
+    """A view of ``data`` giving the ``width``-byte value starting at every byte position."""
+    count = max(len(data) - width + 1, 0)
+    return np.ndarray((count,), dtype=dtype, buffer=data, offset=0, strides=(1,))
+
+
+class Frames:
+    """The records of one batch: buffer, absolute start and usable end of each record."""
+
+    def __init__(
+        self, data: np.ndarray, start: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray
+    ) -> None:
+        # A short tail pad lets the multi-byte views reach the last bytes of the buffer; it is
+        # only a copy when the buffer is smaller than a field (tiny batches in tests).
+        if len(data) < 8:
+            data = np.concatenate([data, np.zeros(8, dtype=np.uint8)])
+        self.data = np.ascontiguousarray(data, dtype=np.uint8)
+        self.start = np.asarray(start, dtype=np.int64)
+        self.end = np.asarray(caplen, dtype=np.int64).copy()  # record-relative usable end
+        #: record-relative end of the frame as it was on the wire (what lengths are checked
+        #: against, like Wireshark's "reported length"); narrowed by FCS and PPPoE lengths
+        self.wire_end = np.asarray(wirelen, dtype=np.int64).copy()
+        self._u16 = _strided(self.data, ">u2", 2)
+        self._u32 = _strided(self.data, ">u4", 4)
+        self._u64 = _strided(self.data, ">u8", 8)
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    # --- reads at absolute positions (values of out-of-record positions are garbage) ---------
+    def u8(self, pos: np.ndarray) -> np.ndarray:
+        return self.data[np.minimum(pos, len(self.data) - 1)].astype(np.int64)
+
+    def u16(self, pos: np.ndarray) -> np.ndarray:
+        return self._u16[np.minimum(pos, len(self._u16) - 1)].astype(np.int64)
+
+    def u32(self, pos: np.ndarray) -> np.ndarray:
+        return self._u32[np.minimum(pos, len(self._u32) - 1)].astype(np.int64)
+
+    def u64(self, pos: np.ndarray) -> np.ndarray:
+        """8 bytes big-endian as uint64; bytes past the buffer end read as zero."""
+        last = len(self._u64) - 1
+        out = self._u64[np.minimum(pos, last)].astype(np.uint64)
+        over = pos > last
+        if over.any():
+            tail = np.zeros(16, dtype=np.uint8)
+            tail[: min(8, len(self.data))] = self.data[-8:]
+            tail_view = _strided(tail, ">u8", 8)
+            out[over] = tail_view[np.clip(pos[over] - (len(self.data) - 8), 0, 8)]
+        return out
+
+    def mac(self, pos: np.ndarray) -> np.ndarray:
+        """6 bytes big-endian as a uint64 (the AddressBook's MAC key)."""
+        hi = self.u16(pos).astype(np.uint64)
+        lo = self.u32(pos + 2).astype(np.uint64)
+        return (hi << np.uint64(32)) | lo
+
+    def ip6(self, pos: np.ndarray) -> np.ndarray:
+        """16 bytes as an (n, 16) uint8 array."""
+        pair = np.empty((len(pos), 2), dtype=">u8")
+        pair[:, 0] = self.u64(pos)
+        pair[:, 1] = self.u64(pos + 8)
+        return pair.view(np.uint8).reshape(len(pos), 16)
+
+    # --- row helpers ---------------------------------------------------------------------------
+    def base(self, idx: np.ndarray, off: np.ndarray) -> np.ndarray:
+        """Absolute position of record-relative offset ``off`` of rows ``idx``."""
+        return self.start[idx] + off
+
+    def limit(self, idx: np.ndarray) -> np.ndarray:
+        """Absolute position one past the last usable byte of rows ``idx``."""
+        return self.start[idx] + self.end[idx]
+
+
+class DecodeState:
+    """Per-row decoding progress handed from one layer to the next, plus the chunk being filled."""
+
+    def __init__(self, chunk: PacketChunk, book: AddressBook) -> None:
+        n = len(chunk["frame"])
+        self.chunk = chunk
+        self.book = book
+        #: network protocol as an ethertype (also for link types without one), -1 unknown
+        self.net = np.full(n, _ABSENT, dtype=np.int64)
+        #: record-relative offset of the network header, -1 none
+        self.l3_off = np.full(n, _ABSENT, dtype=np.int64)
+        #: record-relative offset of the transport header and its protocol, -1 none
+        self.l4_off = np.full(n, _ABSENT, dtype=np.int64)
+        self.l4_proto = np.full(n, _ABSENT, dtype=np.int64)
+        #: record-relative end of the IP datagram by its length fields (may exceed caplen)
+        self.ip_end = np.full(n, _ABSENT, dtype=np.int64)
+        #: record-relative start of the payload the payload_hash covers, -1 none
+        self.payload_off = np.full(n, _ABSENT, dtype=np.int64)
+        self._error_codes: dict[str, int] = {}
+
+    def put(self, column: str, idx: np.ndarray, values: np.ndarray, ok: np.ndarray) -> None:
+        """Store ``values`` into ``column`` for the rows of ``idx`` where ``ok``."""
+        col = self.chunk[column]
+        if ok.all():
+            col[idx] = values
+        else:
+            col[idx[ok]] = values[ok]
+
+    def put_ip4(self, column: str, idx: np.ndarray, values: np.ndarray, ok: np.ndarray) -> None:
+        self.chunk[column][idx] = np.where(
+            ok, self.book.intern_ip4(values.astype(np.uint32), ok), self.chunk[column][idx]
+        )
+
+    def put_ip6(self, column: str, idx: np.ndarray, raw16: np.ndarray, ok: np.ndarray) -> None:
+        self.chunk[column][idx] = np.where(
+            ok, self.book.intern_ip6(raw16, ok), self.chunk[column][idx]
+        )
+
+    def put_mac(self, column: str, idx: np.ndarray, values: np.ndarray, ok: np.ndarray) -> None:
+        self.chunk[column][idx] = np.where(
+            ok, self.book.intern_mac(values, ok), self.chunk[column][idx]
+        )
+
+    def fail(self, idx: np.ndarray, reason: str) -> None:
+        """Record why rows ``idx`` stop decoding; the first reason given to a row is kept."""
+        if len(idx) == 0:
+            return
+        code = self._error_codes.get(reason)
+        if code is None:
+            code = self.book.text_code(reason)
+            self._error_codes[reason] = code
+        col = self.chunk["decode_error"]
+        col[idx] = np.where(col[idx] == _ABSENT, code, col[idx])

@@ -1,0 +1,86 @@
+"""TCP header and the options netdiag uses (MSS, window scale, SACK permitted, timestamps).
+
+The option list is walked column-wise: each round reads one option of every row still walking, so
+the number of rounds is bounded by the 40 bytes of option space, not by the number of packets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from netdiag.capture.layers.frames import DecodeState, Frames
+
+TCP_HEADER_LEN = 20
+OPT_END, OPT_NOP, OPT_MSS, OPT_WSCALE, OPT_SACK_PERM, OPT_TIMESTAMP = 0, 1, 2, 3, 4, 8
+#: the most options 40 bytes can hold (all one-byte NOPs)
+MAX_OPTION_ROUNDS = 40
+
+
+def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
+    base = fr.start[idx] + st.l4_off[idx]
+    lim = fr.limit(idx)
+    st.put("sport", idx, fr.u16(base), base + 2 <= lim)
+    st.put("dport", idx, fr.u16(base + 2), base + 4 <= lim)
+    # 0 = "a TCP header without the option", for every segment that has any TCP bytes
+    st.chunk["tcp_sack_perm"][idx[st.ip_end[idx] > st.l4_off[idx]]] = 0
+    # Like Wireshark, nothing after the ports is trusted unless the fixed header is there.
+    fixed = base + TCP_HEADER_LEN <= lim
+    st.fail(idx[~fixed], "truncated TCP header")
+    st.put("tcp_seq", idx, fr.u32(base + 4), fixed)
+    st.put("tcp_ack", idx, fr.u32(base + 8), fixed)
+    header_len = (fr.u8(base + 12) >> 4) * 4
+    sane = fixed & (header_len >= TCP_HEADER_LEN)
+    st.fail(idx[fixed & ~sane], "bad TCP header length")
+    st.put("tcp_flags", idx, fr.u16(base + 12) & 0x0FFF, sane)
+    st.put("tcp_win", idx, fr.u16(base + 14), sane)
+    ip_end = fr.start[idx] + st.ip_end[idx]
+    payload_len = ip_end - base - header_len
+    st.put("tcp_len", idx, payload_len, sane & (st.ip_end[idx] >= 0) & (payload_len >= 0))
+    fixed = sane
+    whole = fixed & (base + header_len <= lim)
+    st.fail(idx[fixed & ~whole], "truncated TCP options")
+    st.payload_off[idx] = np.where(whole, st.l4_off[idx] + header_len, -1)
+    has_options = fixed & (header_len > TCP_HEADER_LEN)
+    _walk_options(
+        fr,
+        st,
+        idx[has_options],
+        base[has_options] + TCP_HEADER_LEN,
+        np.minimum(base + header_len, lim)[has_options],
+    )
+
+
+def _walk_options(
+    fr: Frames, st: DecodeState, rows: np.ndarray, pos: np.ndarray, stop: np.ndarray
+) -> None:
+    for _ in range(MAX_OPTION_ROUNDS):
+        walking = pos < stop
+        if not walking.all():
+            rows, pos, stop = rows[walking], pos[walking], stop[walking]
+        if len(rows) == 0:
+            return
+        kind = fr.u8(pos)
+        length = np.where(kind == OPT_NOP, 1, fr.u8(pos + 1))
+        # an option must have a length of at least 2 and fit in the option space
+        sane = (kind == OPT_NOP) | ((pos + 2 <= stop) & (length >= 2) & (pos + length <= stop))
+        for option, size, column in (
+            (OPT_MSS, 4, "tcp_mss"),
+            (OPT_WSCALE, 3, "tcp_wscale"),
+            (OPT_SACK_PERM, 2, "tcp_sack_perm"),
+            (OPT_TIMESTAMP, 10, "tcp_ts_val"),
+        ):
+            hit = sane & (kind == option) & (length == size)
+            if not hit.any():
+                continue
+            p = pos[hit]
+            if option == OPT_MSS:
+                st.chunk[column][rows[hit]] = fr.u16(p + 2)
+            elif option == OPT_WSCALE:
+                st.chunk[column][rows[hit]] = fr.u8(p + 2)
+            elif option == OPT_SACK_PERM:
+                st.chunk[column][rows[hit]] = 1
+            else:
+                st.chunk["tcp_ts_val"][rows[hit]] = fr.u32(p + 2)
+                st.chunk["tcp_ts_ecr"][rows[hit]] = fr.u32(p + 6)
+        # END of option list and malformed options stop the walk of that row
+        pos = np.where(sane & (kind != OPT_END), pos + length, stop)

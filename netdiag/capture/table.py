@@ -1,0 +1,99 @@
+"""The packet table of a capture: chunks decoded batch by batch, and their pandas form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from netdiag.addressbook import AddressBook
+from netdiag.capture.decode import decode_batch
+from netdiag.capture.linktypes import is_supported, unsupported_reason
+from netdiag.capture.records import CaptureInfo
+from netdiag.capture.schema import PACKET_COLUMNS, PacketChunk, empty_chunk
+from netdiag.errors import CaptureError
+
+#: bytes of capture file read per batch: bounds the memory of one chunk (tens of MB)
+DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class PacketTable:
+    """A whole capture decoded: one row per frame, what the file says, and the address book."""
+
+    df: pd.DataFrame
+    info: CaptureInfo
+    book: AddressBook
+
+
+def _check_linktypes(path: str, info: CaptureInfo) -> None:
+    """Refuse a capture none of whose interfaces netdiag can decode."""
+    if info.interfaces and not any(is_supported(i.linktype) for i in info.interfaces):
+        raise CaptureError(path, unsupported_reason(info.interfaces[0].linktype))
+
+
+def iter_decoded(
+    path: str, book: AddressBook, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> Iterator[tuple[PacketChunk, CaptureInfo]]:
+    """Decode ``path`` batch by batch, yielding each chunk with the capture facts so far."""
+    from netdiag.capture.reader import open_capture  # the container readers' entry point
+
+    with open_capture(path) as capture:
+        info = capture.info
+        _check_linktypes(path, info)
+        for batch in capture.batches(chunk_bytes):
+            _check_linktypes(path, info)
+            chunk = decode_batch(batch, info, book)
+            info.decode_errors += int(np.count_nonzero(chunk["decode_error"] >= 0))
+            yield chunk, info
+        _check_linktypes(path, info)
+
+
+def iter_chunks(
+    path: str, book: AddressBook, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> Iterator[PacketChunk]:
+    """Decoded chunks of ``path``, one per batch of the container reader."""
+    for chunk, _info in iter_decoded(path, book, chunk_bytes):
+        yield chunk
+
+
+def concat_chunks(chunks: Iterable[PacketChunk]) -> PacketChunk:
+    """One chunk holding the rows of ``chunks`` in order."""
+    chunks = list(chunks)
+    if not chunks:
+        return empty_chunk(0)
+    if len(chunks) == 1:
+        return chunks[0]
+    return {c.name: np.concatenate([ch[c.name] for ch in chunks]) for c in PACKET_COLUMNS}
+
+
+def to_dataframe(chunks: PacketChunk | Iterable[PacketChunk], book: AddressBook) -> pd.DataFrame:
+    """A DataFrame in schema column order; address and text codes become shared Categoricals."""
+    chunk = concat_chunks([chunks] if isinstance(chunks, dict) else chunks)
+    columns: dict[str, object] = {}
+    for col in PACKET_COLUMNS:
+        values = chunk[col.name]
+        if col.kind in ("ip", "mac", "text"):
+            columns[col.name] = book.categorical(values, col.kind)
+        else:
+            columns[col.name] = values
+    return pd.DataFrame(columns, copy=False)
+
+
+def read_packets(
+    path: str, book: AddressBook | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> PacketTable:
+    """Read and decode a whole capture into a ``PacketTable``."""
+    book = book if book is not None else AddressBook()
+    chunks: list[PacketChunk] = []
+    info: CaptureInfo | None = None
+    for chunk, info in iter_decoded(path, book, chunk_bytes):
+        chunks.append(chunk)
+    if info is None:
+        from netdiag.capture.reader import open_capture
+
+        with open_capture(path) as capture:
+            info = capture.info
+    return PacketTable(to_dataframe(chunks, book), info, book)

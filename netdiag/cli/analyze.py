@@ -1,0 +1,73 @@
+"""`netdiag analyze CAPTURE... [--facts PATH...]`: which known failure is there, its proof and fix."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from netdiag.cli.common import (
+    EXIT_CLEAN,
+    EXIT_FINDINGS,
+    EXIT_INPUT_ERROR,
+    error_line,
+    one_line_errors,
+    output_stream,
+)
+
+FAIL_ON = ("info", "warning", "error", "never")
+
+
+@one_line_errors
+def analyze_command(
+    captures: list[str] = typer.Argument(
+        None, help="Capture files (pcap, pcapng; compressed too)."
+    ),
+    facts: list[str] = typer.Option(
+        None,
+        "--facts",
+        help="Facts file or folder (ip addr/route, sysctl, ipvsadm, ...); repeatable.",
+    ),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+    output: str | None = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
+    select: list[str] = typer.Option(
+        None,
+        "--select",
+        help="Rule codes or prefixes to run (e.g. LB,ARP001); default: all stable.",
+    ),
+    ignore: list[str] = typer.Option(None, "--ignore", help="Rule codes or prefixes not to run."),
+    fail_on: str = typer.Option(
+        "warning",
+        "--fail-on",
+        help="Exit 1 when a finding is at least: info, warning, error, never.",
+    ),
+) -> None:
+    """Run the rules over captures and facts. Exit 0 clean, 1 findings at --fail-on or above, 2 input error.
+
+    With --facts and no capture, the configuration alone is audited.
+    """
+    from netdiag.engine.analysis import analyze
+    from netdiag.engine.runner import parse_codes
+    from netdiag.render import RENDERERS
+
+    if fmt not in RENDERERS:
+        error_line(f"--format must be one of {', '.join(RENDERERS)}, not {fmt!r}")
+        raise typer.Exit(EXIT_INPUT_ERROR)
+    if fail_on not in FAIL_ON:
+        error_line(f"--fail-on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
+        raise typer.Exit(EXIT_INPUT_ERROR)
+    captures = list(captures or [])
+    facts = list(facts or [])
+    if not captures and not facts:
+        error_line("nothing to analyze: give capture files, or --facts PATH to audit configuration")
+        raise typer.Exit(EXIT_INPUT_ERROR)
+    analysis = analyze(captures, facts, parse_codes(select), parse_codes(ignore))
+    for problem in analysis.facts_problems:
+        print(f"netdiag: warning: {problem}", file=sys.stderr)
+    for errored in analysis.result.errored:
+        print(f"netdiag: warning: rule {errored.code} failed: {errored.reason}", file=sys.stderr)
+    to_terminal = output in (None, "-") and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    with output_stream(output) as out:
+        RENDERERS[fmt](analysis, out, to_terminal)
+    raise typer.Exit(EXIT_FINDINGS if analysis.result.fails(fail_on) else EXIT_CLEAN)

@@ -1,0 +1,416 @@
+"""The read-only analysis context rules see: captures' tables, derived tables, facts, helpers.
+
+Derived tables (ARP bindings, ICMP errors) are computed once per capture on first use and cached,
+so that several rules asking for them pay once. Rules must treat every table as read-only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from netdiag.engine.finding import Evidence, FactUsed
+from netdiag.timefmt import iso_ns
+
+if TYPE_CHECKING:
+    from netdiag.facts.model import FactSet
+    from netdiag.pipeline import LoadedCapture
+
+#: columns of the ARP table (a view of the ARP rows of a capture's packets)
+ARP_COLUMNS: tuple[str, ...] = ("frame", "ts_ns", "iface_name", "sll_pkttype", "eth_src", "eth_dst")
+ARP_COLUMNS += ("arp_op", "arp_sha", "arp_spa", "arp_tha", "arp_tpa", "decode_error")
+
+#: ICMP types that quote the packet they are about (v4: unreachable, redirect, time exceeded,
+#: parameter problem; v6: unreachable, too big, time exceeded, parameter problem)
+ICMP4_ERRORS = (3, 5, 11, 12)
+ICMP6_ERRORS = (1, 2, 3, 4)
+
+
+@dataclass
+class AnalysisContext:
+    """What one analysis has: the captures (same address book), the facts, and cached derivations."""
+
+    captures: Sequence[LoadedCapture] = ()
+    facts: FactSet | None = None
+    facts_sources: Sequence[str] = ()
+    _cache: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
+
+    # --- what is there ---------------------------------------------------------------------
+    def has(self, need: str) -> bool:
+        """Is the input ``need`` ("packets", "arp", "facts") present in this analysis?"""
+        if need == "packets":
+            return any(len(c.packets) > 0 for c in self.captures)
+        if need == "arp":
+            return any(len(self.arp(i)) > 0 for i in range(len(self.captures)))
+        if need == "facts":
+            return self.facts is not None and not self.facts.is_empty()
+        raise ValueError(f"unknown rule input {need!r}")
+
+    def capture_indices(self) -> range:
+        return range(len(self.captures))
+
+    def _cached(self, kind: str, index: int, build: Any) -> Any:
+        key = (kind, index)
+        if key not in self._cache:
+            self._cache[key] = build(self.captures[index])
+        return self._cache[key]
+
+    # --- derived tables --------------------------------------------------------------------
+    def arp(self, index: int) -> pd.DataFrame:
+        """ARP rows of capture ``index`` with a ``kind`` column: request, reply, gratuitous, probe.
+
+        gratuitous: sender address == target address (announcement, request or reply form);
+        probe: sender address absent or 0.0.0.0 (RFC 5227 address probe, claims nothing).
+        """
+        return self._cached("arp", index, _arp_table)  # type: ignore[no-any-return]
+
+    def repeats(self, index: int) -> pd.DataFrame:
+        """IPv4 packets seen several times with different TTLs: the passes of a forwarding loop.
+
+        One row per observation, with ``group`` (one id per distinct packet: addresses, IP id,
+        protocol, ports, sequence numbers, payload hash), ``ttls`` (distinct TTLs of its group)
+        and ``row`` (position in the packet table). Only groups with at least 3 distinct TTLs.
+        """
+        return self._cached("repeats", index, _repeat_table)  # type: ignore[no-any-return]
+
+    def loops(self, index: int) -> pd.DataFrame:
+        """Packets caught in a forwarding loop: one row per packet (group of ``repeats``).
+
+        A group loops when its TTL falls from first to last observation over at least
+        ``MIN_LOOP_TTLS`` distinct values, or over 3 when an ICMP time exceeded quotes it.
+        Columns: group, src, dst (IP codes), ip_id, passes, ttls, ttl_first, ttl_last, first_ts,
+        last_ts, first_row, second_row, last_row (packet-table positions), te_row and te_src
+        (the time exceeded quoting the packet, -1 when none was captured).
+        """
+        return self._cached("loops", index, lambda cap: _loop_table(cap, self.repeats(index)))
+
+    def tcp_control(self, index: int) -> pd.DataFrame:
+        """TCP SYN, SYN-ACK and RST packets of capture ``index`` as plain integer columns.
+
+        Columns: row (position in the packet table), frame, ts_ns, src, dst (IP codes of the
+        shared address book: comparable across captures), sport, dport, seq, ack, tflags.
+        """
+        return self._cached("tcp_control", index, _tcp_control_table)  # type: ignore[no-any-return]
+
+    def ip_text(self, index: int, code: int) -> str:
+        """The address text of an IP code (from capture ``index``'s dictionary)."""
+        return str(self.captures[index].packets["ip_src"].cat.categories[int(code)])
+
+    def arp_claims(self, index: int) -> pd.DataFrame:
+        """ARP packets that claim an address (sender IP -> sender MAC), for addresses claimed by
+        two or more MACs in capture ``index``.
+
+        Probes (sender 0.0.0.0) claim nothing; packets whose sender MAC differs from the
+        Ethernet source, or whose sender MAC/IP is zero, broadcast or multicast, are ignored (fuzzed
+        or relayed frames). Columns: row, frame, ts_ns, kind, ip (IP code), mac (MAC code),
+        eth_dst (MAC code), macs (distinct MACs claiming that IP).
+        """
+        return self._cached("arp_claims", index, lambda cap: _arp_claims(self.arp(index)))
+
+    def frames_to(self, index: int, ip_code: int) -> pd.DataFrame:
+        """IP packets for ``ip_code`` with link addresses: row, ts_ns, eth_src, eth_dst (codes)."""
+        packets = self.captures[index].packets
+        mask = packets["ip_dst"].cat.codes.to_numpy() == ip_code
+        if "eth_src" not in packets.columns:
+            mask &= False
+        rows = packets.loc[mask]
+        return pd.DataFrame(
+            {
+                "row": np.flatnonzero(mask),
+                "ts_ns": rows["ts_ns"].to_numpy(dtype=np.int64),
+                "eth_src": rows["eth_src"].cat.codes.to_numpy(dtype=np.int64) if len(rows) else [],
+                "eth_dst": rows["eth_dst"].cat.codes.to_numpy(dtype=np.int64) if len(rows) else [],
+            }
+        )
+
+    def dr_signals(self, index: int, ip: int, macs: set[int]) -> dict[str, Any]:
+        """Signs that ``ip``, claimed in ARP by ``macs``, is a direct-routing VIP.
+
+        to_ip: frames for the address; relay: those sent by one claiming MAC to another (a
+        director forwarding to a real server); multi_address_macs: claiming MACs that also claim
+        another address in ARP (a real server's own address beside the VIP on lo).
+        """
+        key = ("dr", index * 1_000_003 + ip)
+        cached = self._cache.get(key)  # type: ignore[call-overload]
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        to_ip = self.frames_to(index, ip)
+        relay = to_ip[
+            to_ip.eth_src.isin(macs) & to_ip.eth_dst.isin(macs) & (to_ip.eth_src != to_ip.eth_dst)
+        ]
+        arp = self.arp(index)
+        claims = arp[arp["kind"].astype(str).isin(["request", "reply", "gratuitous"])]
+        sha = claims["arp_sha"].cat.codes
+        other = claims[sha.isin(list(macs)) & (claims["arp_spa"].cat.codes != ip)]
+        result = {
+            "to_ip": to_ip,
+            "relay": relay,
+            "multi_address_macs": set(other["arp_sha"].cat.codes.astype(int)),
+        }
+        self._cache[key] = result  # type: ignore[index]
+        return result
+
+    def icmp_errors(self, index: int) -> pd.DataFrame:
+        """ICMP/ICMPv6 error rows of capture ``index`` (with the quoted header's columns)."""
+        return self._cached("icmp_errors", index, _icmp_error_table)  # type: ignore[no-any-return]
+
+    # --- helpers for building findings -------------------------------------------------------
+    def evidence(
+        self,
+        index: int,
+        rows: pd.DataFrame,
+        role: str,
+        note: str | Sequence[str] = "",
+        verbose: bool = False,
+    ) -> list[Evidence]:
+        """Evidence entries for the given packet rows (a few: callers cap before calling)."""
+        from netdiag.render.tcpdump_line import summarize
+
+        if len(rows) == 0:
+            return []
+        capture = self.captures[index].path
+        lines = summarize(rows, verbose=verbose)
+        notes = [note] * len(rows) if isinstance(note, str) else list(note)
+        frames = rows["frame"].to_numpy(dtype=np.int64)
+        ts = rows["ts_ns"].to_numpy(dtype=np.int64)
+        return [
+            Evidence(capture, int(f), iso_ns(int(t)), s, role, str(n))
+            for f, t, s, n in zip(frames, ts, lines, notes, strict=True)
+        ]
+
+    @staticmethod
+    def fact(source: Any) -> FactUsed | None:
+        """A facts_used entry from a fact's provenance (None when it has none)."""
+        if source is None:
+            return None
+        ref = getattr(source, "ref", None) or str(source)
+        return FactUsed(ref, getattr(source, "text", "").strip())
+
+    def capture_name(self, index: int) -> str:
+        return os.path.basename(self.captures[index].path)
+
+
+def _arp_table(cap: LoadedCapture) -> pd.DataFrame:
+    packets = cap.packets
+    if "arp_op" not in packets.columns or len(packets) == 0:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in (*ARP_COLUMNS, "row", "kind")})
+    is_arp = packets["arp_op"].to_numpy() >= 0
+    rows = packets.loc[is_arp, [c for c in ARP_COLUMNS if c in packets]]
+    spa = rows["arp_spa"].astype(object)
+    tpa = rows["arp_tpa"].astype(object)
+    probe = spa.isna() | (spa == "0.0.0.0")
+    gratuitous = ~probe & (spa == tpa)
+    op = rows["arp_op"].to_numpy()
+    kind = np.where(op == 1, "request", np.where(op == 2, "reply", "other")).astype(object)
+    kind = np.where(gratuitous.to_numpy(), "gratuitous", kind)
+    kind = np.where(probe.to_numpy(), "probe", kind)
+    out = rows.copy()
+    out["row"] = np.flatnonzero(is_arp)  # position in the packet table
+    out["kind"] = pd.Categorical(
+        kind, categories=["request", "reply", "gratuitous", "probe", "other"]
+    )
+    return out
+
+
+def _icmp_error_table(cap: LoadedCapture) -> pd.DataFrame:
+    packets = cap.packets
+    if "icmp_type" not in packets.columns or len(packets) == 0:
+        return packets.iloc[0:0]
+    proto = packets["ip_proto"].to_numpy()
+    itype = packets["icmp_type"].to_numpy()
+    mask = ((proto == 1) & np.isin(itype, ICMP4_ERRORS)) | (
+        (proto == 58) & np.isin(itype, ICMP6_ERRORS)
+    )
+    return packets.loc[mask]
+
+
+#: what makes two observations the same packet (besides the TTL, which routers decrement)
+_IDENTITY: tuple[str, ...] = (
+    "ip_src",
+    "ip_dst",
+    "ip_id",
+    "ip_proto",
+    "ip_frag_offset",
+    "sport",
+    "dport",
+)
+_IDENTITY += ("tcp_seq", "tcp_ack", "tcp_flags", "icmp_type", "icmp_id", "icmp_seq", "payload_hash")
+MIN_REPEAT_TTLS = 3
+
+
+def _repeat_table(cap: LoadedCapture) -> pd.DataFrame:
+    packets = cap.packets
+    columns = ["row", "group", "ttls", "frame", "ts_ns", "src", "dst", "ip_id", "ip_ttl"]
+    if len(packets) == 0 or "ip_ttl" not in packets.columns:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
+    v4 = (packets["ip_version"].to_numpy() == 4) & (packets["ip_ttl"].to_numpy() >= 0)
+    frame = pd.DataFrame(
+        {
+            name: (
+                packets[name].cat.codes.to_numpy(dtype=np.int64)
+                if isinstance(packets[name].dtype, pd.CategoricalDtype)
+                else packets[name].to_numpy(dtype=np.int64)
+            )[v4]
+            for name in _IDENTITY
+            if name in packets.columns
+        }
+    )
+    frame["row"] = np.flatnonzero(v4)
+    frame["ip_ttl"] = packets["ip_ttl"].to_numpy(dtype=np.int64)[v4]
+    keys = [c for c in _IDENTITY if c in frame.columns]
+    # cheap pre-filter: only packets whose (src, dst, id) occurs more than once can repeat
+    frame = frame[frame.duplicated(["ip_src", "ip_dst", "ip_id"], keep=False)]
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
+    frame["group"] = frame.groupby(keys, sort=False).ngroup()
+    frame["ttls"] = frame.groupby("group")["ip_ttl"].transform("nunique")
+    frame = frame[frame["ttls"] >= MIN_REPEAT_TTLS]
+    rows = frame["row"].to_numpy()
+    out = pd.DataFrame(
+        {
+            "row": rows,
+            "group": frame["group"].to_numpy(),
+            "ttls": frame["ttls"].to_numpy(),
+            "frame": packets["frame"].to_numpy()[rows],
+            "ts_ns": packets["ts_ns"].to_numpy()[rows],
+            "src": frame["ip_src"].to_numpy(),
+            "dst": frame["ip_dst"].to_numpy(),
+            "ip_id": frame["ip_id"].to_numpy(),
+            "ip_ttl": frame["ip_ttl"].to_numpy(),
+        }
+    )
+    return out.sort_values(["group", "ts_ns", "frame"], kind="stable").reset_index(drop=True)
+
+
+#: distinct falling TTLs that make a loop without an ICMP time exceeded to confirm it
+MIN_LOOP_TTLS = 4
+
+
+def _loop_table(cap: LoadedCapture, repeats: pd.DataFrame) -> pd.DataFrame:
+    columns = ["group", "src", "dst", "ip_id", "passes", "ttls", "ttl_first", "ttl_last"]
+    columns += ["first_ts", "last_ts", "first_row", "second_row", "last_row", "te_row", "te_src"]
+    if repeats.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
+    by = repeats.groupby("group", sort=False)
+    stats = by.agg(
+        src=("src", "first"),
+        dst=("dst", "first"),
+        ip_id=("ip_id", "first"),
+        passes=("row", "size"),
+        ttls=("ttls", "first"),
+        ttl_first=("ip_ttl", "first"),
+        ttl_last=("ip_ttl", "last"),
+        ttl_max=("ip_ttl", "max"),
+        ttl_min=("ip_ttl", "min"),
+        first_ts=("ts_ns", "first"),
+        last_ts=("ts_ns", "last"),
+        first_row=("row", "first"),
+        last_row=("row", "last"),
+    ).reset_index()
+    second = repeats[repeats.groupby("group").cumcount() == 1].set_index("group")["row"]
+    stats["second_row"] = stats["group"].map(second).fillna(-1).astype(np.int64)
+    falling = (stats.ttl_first == stats.ttl_max) & (stats.ttl_last == stats.ttl_min)
+    # ICMP time exceeded in transit quoting the packet (source, destination, IP id)
+    packets = cap.packets
+    te_mask = (
+        (packets["ip_proto"].to_numpy() == 1)
+        & (packets["icmp_type"].to_numpy() == 11)
+        & (packets["icmp_code"].to_numpy() == 0)
+    )
+    te = pd.DataFrame(
+        {
+            "te_row": np.flatnonzero(te_mask),
+            "src": packets["icmp_inner_src"].cat.codes.to_numpy(dtype=np.int64)[te_mask],
+            "dst": packets["icmp_inner_dst"].cat.codes.to_numpy(dtype=np.int64)[te_mask],
+            "ip_id": packets["icmp_inner_id"].to_numpy(dtype=np.int64)[te_mask],
+            "te_src": packets["ip_src"].cat.codes.to_numpy(dtype=np.int64)[te_mask],
+        }
+    ).drop_duplicates(["src", "dst", "ip_id"])
+    stats = stats.merge(te, on=["src", "dst", "ip_id"], how="left")
+    stats["te_row"] = stats["te_row"].fillna(-1).astype(np.int64)
+    stats["te_src"] = stats["te_src"].fillna(-1).astype(np.int64)
+    enough = (stats.ttls >= MIN_LOOP_TTLS) | (stats.te_row >= 0)
+    return stats.loc[falling & enough, columns].sort_values("first_ts").reset_index(drop=True)
+
+
+def _tcp_control_table(cap: LoadedCapture) -> pd.DataFrame:
+    from netdiag.capture.schema import TCP_RST, TCP_SYN
+
+    packets = cap.packets
+    flags = packets["tcp_flags"].to_numpy() if len(packets) else np.zeros(0, dtype=np.int64)
+    keep = (
+        (
+            (packets["ip_proto"].to_numpy() == 6)
+            & (flags >= 0)
+            & ((flags & (TCP_SYN | TCP_RST)) != 0)
+            & (packets["ip_src"].cat.codes.to_numpy() >= 0)
+        )
+        if len(packets)
+        else np.zeros(0, dtype=bool)
+    )
+    rows = packets.loc[keep]
+    return pd.DataFrame(
+        {
+            "row": np.flatnonzero(keep),
+            "frame": rows["frame"].to_numpy(dtype=np.int64),
+            "ts_ns": rows["ts_ns"].to_numpy(dtype=np.int64),
+            "src": rows["ip_src"].cat.codes.to_numpy(dtype=np.int64),
+            "dst": rows["ip_dst"].cat.codes.to_numpy(dtype=np.int64),
+            "sport": rows["sport"].to_numpy(dtype=np.int64),
+            "dport": rows["dport"].to_numpy(dtype=np.int64),
+            "seq": rows["tcp_seq"].to_numpy(dtype=np.int64),
+            "ack": rows["tcp_ack"].to_numpy(dtype=np.int64),
+            "tflags": rows["tcp_flags"].to_numpy(dtype=np.int64),
+        }
+    )
+
+
+def _arp_claims(arp: pd.DataFrame) -> pd.DataFrame:
+    columns = ["row", "frame", "ts_ns", "kind", "ip", "mac", "eth_dst", "macs"]
+    if arp.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
+    ip = arp["arp_spa"].cat.codes.to_numpy(dtype=np.int64)
+    mac = arp["arp_sha"].cat.codes.to_numpy(dtype=np.int64)
+    eth_src = arp["eth_src"].cat.codes.to_numpy(dtype=np.int64) if "eth_src" in arp else mac
+    mac_text = arp["arp_sha"].astype(object).fillna("").astype(str)
+    ip_text = arp["arp_spa"].astype(object).fillna("").astype(str)
+    first_octet = mac_text.str.slice(0, 2).map(lambda h: int(h, 16) if h else 1)
+    bad_mac = mac_text.isin(["", "00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"]) | (
+        (first_octet & 1) == 1
+    )
+    bad_ip = ip_text.isin(["", "0.0.0.0", "255.255.255.255"]) | ip_text.str.match(
+        r"^(127\.|22[4-9]\.|23\d\.|24\d\.|25[0-5]\.)"
+    )
+    kind = arp["kind"].astype(str).to_numpy()
+    damaged = arp["decode_error"].notna().to_numpy() if "decode_error" in arp else False
+    keep = (
+        ~damaged
+        & np.isin(kind, ["request", "reply", "gratuitous"])
+        & (ip >= 0)
+        & (mac >= 0)
+        & ((eth_src == mac) | (eth_src < 0))
+        & ~bad_mac.to_numpy()
+        & ~bad_ip.to_numpy()
+    )
+    claims = pd.DataFrame(
+        {
+            "row": arp["row"].to_numpy(dtype=np.int64)[keep],
+            "frame": arp["frame"].to_numpy(dtype=np.int64)[keep],
+            "ts_ns": arp["ts_ns"].to_numpy(dtype=np.int64)[keep],
+            "kind": kind[keep],
+            "ip": ip[keep],
+            "mac": mac[keep],
+            "eth_dst": (
+                arp["eth_dst"].cat.codes.to_numpy(dtype=np.int64)
+                if "eth_dst" in arp
+                else np.full(len(arp), -1)
+            )[keep],
+        }
+    )
+    claims["macs"] = claims.groupby("ip")["mac"].transform("nunique")
+    return claims[claims["macs"] >= 2].sort_values(["ip", "ts_ns", "frame"]).reset_index(drop=True)

@@ -1,0 +1,143 @@
+"""Importer of `iptables-save` (and `iptables -t nat -S`): the address-translation rules.
+
+Only the nat table matters here; rules of other tables are read past without a problem. A rule
+becomes a NatRule when its target is DNAT, SNAT, MASQUERADE or REDIRECT.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from netdiag.facts.importers.base import (
+    Fragment,
+    Importer,
+    Reader,
+    command_regex,
+    first_lines,
+)
+from netdiag.facts.model import NatRule, host_prefix_as_address, parse_network
+
+NAT_TARGETS = {"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"}
+SHORT = {"-s": "src", "--source": "src", "-d": "dst", "--destination": "dst"}
+SHORT |= {"-i": "in_iface", "--in-interface": "in_iface", "-o": "out_iface"}
+SHORT |= {"--out-interface": "out_iface", "-p": "protocol", "--protocol": "protocol"}
+TO_OPTIONS = ("--to-destination", "--to-source", "--to-ports", "--to")
+
+
+def parse_rule(words: list[str]) -> tuple[NatRule | None, str]:
+    """The words after '-A' -> a NatRule (None with '' when the target is not NAT)."""
+    if not words:
+        return None, "rule without a chain"
+    rule = NatRule(action="", chain=words[0])
+    negate = False
+    i = 1
+    while i < len(words):
+        word = words[i]
+        if word == "!":
+            negate = True
+            i += 1
+            continue
+        value = words[i + 1] if i + 1 < len(words) else None
+        if word in SHORT:
+            if value is None:
+                return None, f"{word} without a value"
+            if SHORT[word] in ("src", "dst"):
+                for part in value.split(","):
+                    if parse_network(part) is None:
+                        return None, f"bad address {part!r}"
+            if SHORT[word] in ("src", "dst"):
+                value = host_prefix_as_address(value)
+            setattr(rule, SHORT[word], ("!" if negate else "") + value)
+            i += 2
+        elif word in ("-j", "--jump", "-g", "--goto"):
+            if value is None:
+                return None, "-j without a target"
+            rule.action = value
+            i += 2
+        elif word in ("--dport", "--destination-port", "--dports"):
+            if value is None:
+                return None, f"{word} without a value"
+            rule.dports = [("!" if negate else "") + p for p in value.split(",")]
+            i += 2
+        elif word in TO_OPTIONS:
+            if value is None:
+                return None, f"{word} without a value"
+            rule.to = value
+            i += 2
+        elif word == "-m":
+            i += 2  # the match module name; its options follow
+        elif word.startswith("-"):
+            # another match: keep it as written, with its values
+            j = i + 1
+            while j < len(words) and not words[j].startswith("-") and words[j] != "!":
+                j += 1
+            rule.matches.append(("! " if negate else "") + " ".join(words[i:j]))
+            i = j
+        else:
+            return None, f"unexpected word {word!r}"
+        if word != "!":
+            negate = False
+    if rule.action not in NAT_TARGETS:
+        return None, ""
+    return rule, ""
+
+
+def parse(text: str, file: str = "<text>", first_line: int = 1) -> Fragment:
+    reader = Reader(text, file, first_line)
+    frag = reader.fragment
+    table = "filter"
+    for index, raw in reader.numbered():
+        line = raw.strip()
+        if not line or line.startswith("#") or line == "COMMIT" or line.startswith(":"):
+            continue
+        if line.startswith("*"):
+            table = line[1:].strip()
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            reader.problem(index, "unbalanced quotes")
+            continue
+        if words and words[0].rsplit("/", 1)[-1] in ("iptables", "ip6tables"):
+            # `iptables -t nat -A ...` written as a command (setup scripts)
+            words = words[1:]
+            if len(words) >= 2 and words[0] == "-t":
+                table, words = words[1], words[2:]
+        if words and words[0] in ("-P", "-N", "-F", "-X", "-Z"):
+            continue
+        if not words or words[0] not in ("-A", "--append", "-I", "--insert"):
+            reader.problem(index, "not an iptables-save line")
+            continue
+        body = words[1:]
+        if words[0] in ("-I", "--insert") and len(body) > 1 and body[1].isdigit():
+            body = [body[0]] + body[2:]
+        rule, err = parse_rule(body)
+        if rule is None:
+            if err:
+                reader.problem(index, err)
+            continue
+        if table != "nat":
+            continue
+        rule.table = table
+        rule.source = reader.src(index)
+        frag.host.nat_rules.append(rule)
+    return frag
+
+
+def looks_like_iptables_save(text: str) -> bool:
+    lines = first_lines(text, 4)
+    return bool(lines) and (
+        lines[0].startswith("# Generated by iptables-save")
+        or lines[0].startswith("# Generated by ip6tables-save")
+        or lines[0] in ("*nat", "*filter", "*mangle", "*raw")
+        or all(ln.startswith(("-P ", "-N ", "-A ")) for ln in lines)
+    )
+
+
+IMPORTER = Importer(
+    name="iptables_save",
+    parse=parse,
+    command=command_regex(r"^(\S*/)?ip6?tables(-legacy|-nft)?(-save|\s+.*-S)"),
+    sniff=looks_like_iptables_save,
+    description="iptables-save / iptables -t nat -S (nat table)",
+)

@@ -1,0 +1,812 @@
+"""Streaming, column-wise construction of the bidirectional flow table from packet chunks.
+
+Memory grows with the number of flows, never with packets: each chunk is reduced to per-flow
+aggregates with numpy (factorize, bincount, ufunc.at) and merged into per-flow state arrays that
+grow by doubling. Only the distinct flow keys of a chunk touch a Python dict (key -> flow id), so
+the Python work per chunk is proportional to its flows. Everything that depends on packet order
+is carried across chunk boundaries: first occurrences merge by minimum frame number, TCP sequence
+tracking keeps per direction the last raw sequence number, its unwrapped value and the highest
+sequence end seen. Results are the same however the packets are split into chunks, as long as
+the chunks arrive in frame order.
+
+Who is the originator (decided on the flow's first packet, so a packet's flow_dir never changes
+later): the sender of a SYN without ACK; for a flow first seen with a SYN-ACK, its receiver;
+otherwise the first packet's sender, unless Zeek's port heuristic says the sender is the server
+(its port looks like a server's and the other does not); for ICMP, the receiver of a first echo
+/ timestamp / info / mask reply. A 5-tuple reused for several connections stays one flow.
+
+Non-first IP fragments join the flow of their datagram's first fragment when that came earlier
+(ports taken from it); other TCP/UDP packets without ports (truncated headers) get no flow (-1).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from itertools import repeat
+
+import numpy as np
+import pandas as pd
+
+from netdiag.addressbook import AddressBook
+from netdiag.capture.schema import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, PacketChunk
+from netdiag.flows import zeek
+from netdiag.flows.communityid import community_ids, icmp_port_equivalents
+from netdiag.flows.schema import FLOW_COLUMNS, PROTO_NAMES
+
+_NEVER = zeek.NEVER
+_NO_ROW = np.iinfo(np.int64).max
+_NO_SEQ = np.iinfo(np.int64).min // 4
+_PORTED = (6, 17, 132)
+#: ICMP messages that quote the packet that caused them
+_ICMP4_QUOTING = (3, 4, 5, 11, 12)
+_ICMP6_QUOTING = (1, 2, 3, 4)
+#: ICMP reply types: a flow first seen with one of these was started by its receiver
+_ICMP4_REPLIES = (0, 14, 16, 18)
+_ICMP6_REPLIES = (129,)
+# the exclusive running maximum over sequence ends uses one accumulate over all groups at once:
+# each group's values are shifted into a band of its own
+_SEQ_CLIP = (1 << 40) - 1
+_SEQ_BAND = 1 << 42
+_MAX_GROUPS_IN_BANDS = 1 << 20
+#: first fragments remembered for their ports; the table is emptied when it grows past this
+_MAX_FRAGMENTED_DATAGRAMS = 200_000
+
+
+def _flow_keys(
+    src: np.ndarray,
+    dst: np.ndarray,
+    proto: np.ndarray,
+    sport: np.ndarray,
+    dport: np.ndarray,
+    one_way: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Direction-free flow keys (hi, lo) and whether the packet's sender is the key's side B.
+
+    hi packs the two address codes, lo the protocol, the one-way bit and the two ports; side A is
+    the smaller (address code, port), except for one-way ICMP whose key keeps the sent order.
+    """
+    src = src.astype(np.int64, copy=False)
+    dst = dst.astype(np.int64, copy=False)
+    swap = ~one_way & ((src > dst) | ((src == dst) & (sport > dport)))
+    a = np.where(swap, dst, src)
+    b = np.where(swap, src, dst)
+    pa = np.where(swap, dport, sport) & 0xFFFF
+    pb = np.where(swap, sport, dport) & 0xFFFF
+    hi = (a << 32) | b
+    lo = ((proto & 0xFF) << 33) | (one_way.astype(np.int64) << 32) | (pa << 16) | pb
+    return hi, lo, swap
+
+
+def _key_bytes(hi: np.ndarray, lo: np.ndarray) -> list[bytes]:
+    """Flow keys as 16-byte strings: cheap to make from numpy and to hash in a dict."""
+    pair = np.empty((len(hi), 2), dtype=np.int64)
+    pair[:, 0] = hi
+    pair[:, 1] = lo
+    return pair.view(np.dtype((np.void, 16))).ravel().tolist()  # type: ignore[no-any-return]
+
+
+def _port_columns(
+    proto: np.ndarray,
+    sport: np.ndarray,
+    dport: np.ndarray,
+    icmp_type: np.ndarray,
+    icmp_code: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ports of the flow key (ICMP: Community ID port equivalents), one-way flag, ports-needed."""
+    ported = np.isin(proto, _PORTED)
+    is_icmp = (proto == 1) | (proto == 58)
+    sp = np.where(ported, sport, 0).astype(np.int64)
+    dp = np.where(ported, dport, 0).astype(np.int64)
+    one_way = np.zeros(len(proto), dtype=bool)
+    if is_icmp.any():
+        it, ic, ow = icmp_port_equivalents(proto == 58, icmp_type, icmp_code)
+        known = is_icmp & (icmp_type >= 0)
+        sp = np.where(known, it, sp)
+        dp = np.where(known, np.maximum(ic, 0), dp)
+        one_way = known & ow
+    return sp, dp, one_way, ported
+
+
+def _first_positions(codes: np.ndarray, n_codes: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """Smallest position i (row order) with codes[i] == c, per code c; _NO_ROW when none."""
+    out = np.full(n_codes, _NO_ROW, dtype=np.int64)
+    pos = np.arange(len(codes), dtype=np.int64)
+    if mask is None:
+        np.minimum.at(out, codes, pos)
+    elif mask.any():
+        np.minimum.at(out, codes[mask], pos[mask])
+    return out
+
+
+def _rank_within(codes: np.ndarray) -> np.ndarray:
+    """0-based rank of each element among the elements with the same code, in row order."""
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.r_[0, np.flatnonzero(sorted_codes[1:] != sorted_codes[:-1]) + 1]
+    counts = np.diff(np.r_[starts, len(codes)])
+    rank_sorted = np.arange(len(codes)) - np.repeat(starts, counts)
+    rank = np.empty(len(codes), dtype=np.int64)
+    rank[order] = rank_sorted
+    return rank
+
+
+class _State:
+    """Per-flow arrays that grow by doubling; 2-D arrays hold one column per direction."""
+
+    SPEC: dict[str, tuple[str, int, int]] = {
+        # name: (dtype, columns (0 = 1-D), fill)
+        "a": ("int32", 0, -1),
+        "b": ("int32", 0, -1),
+        "pa": ("int32", 0, 0),
+        "pb": ("int32", 0, 0),
+        "ip_proto": ("int16", 0, -1),
+        "ip_version": ("int8", 0, 0),
+        "one_way": ("bool", 0, 0),
+        "has_ports": ("bool", 0, 0),
+        "orig_side": ("int8", 0, 0),
+        "flipped": ("bool", 0, 0),
+        "first_frame": ("int64", 0, -1),
+        "last_frame": ("int64", 0, -1),
+        "min_ts": ("int64", 0, np.iinfo(np.int64).max),
+        "max_ts": ("int64", 0, np.iinfo(np.int64).min),
+        "vlan": ("int32", 0, -1),
+        "iface_mask": ("int64", 0, 0),
+        "pkts": ("int64", 2, 0),
+        "ip_bytes": ("int64", 2, 0),
+        "payload": ("int64", 2, 0),
+        "ev": ("int32", zeek.N_SLOTS, _NEVER),
+        "first_flags": ("int16", 2, 0),
+        "first_len": ("int32", 2, 0),
+        "first_iface": ("int16", 2, -1),
+        "first_ifindex": ("int32", 2, -1),
+        "syn_count": ("int64", 0, 0),
+        "isn": ("int64", 2, -1),
+        "synack_ack": ("int64", 0, -1),
+        "ts_syn": ("int64", 0, -1),
+        "ts_synack": ("int64", 0, -1),
+        "ts_ack_sa": ("int64", 0, -1),
+        "retrans": ("int64", 2, 0),
+        "zero_win": ("int64", 2, 0),
+        "seq_has": ("bool", 2, 0),
+        "seq_last_raw": ("int64", 2, 0),
+        "seq_last_unw": ("int64", 2, 0),
+        "seq_max_end": ("int64", 2, _NO_SEQ),
+        "icmp_errors": ("int64", 0, 0),
+        "icmp_err_frame": ("int64", 0, np.iinfo(np.int64).max),
+        "icmp_err_type": ("int16", 0, -1),
+        "icmp_err_code": ("int16", 0, -1),
+        "icmp_err_v6": ("bool", 0, 0),
+    }
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.cap = 0
+        self.arrays: dict[str, np.ndarray] = {}
+        self._grow(1024)
+
+    def _grow(self, cap: int) -> None:
+        for name, (dtype, cols, fill) in self.SPEC.items():
+            shape: tuple[int, ...] = (cap,) if cols == 0 else (cap, cols)
+            new = np.full(shape, fill, dtype=dtype)
+            old = self.arrays.get(name)
+            if old is not None:
+                new[: self.n] = old[: self.n]
+            self.arrays[name] = new
+        self.cap = cap
+
+    def reserve(self, n_total: int) -> None:
+        if n_total > self.cap:
+            cap = self.cap
+            while cap < n_total:
+                cap *= 2
+            self._grow(cap)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+
+class FlowBuilder:
+    """Builds the flow table chunk by chunk; ``add`` also labels each packet with its flow."""
+
+    def __init__(self, book: AddressBook) -> None:
+        self.book = book
+        self._ids: dict[bytes, int] = {}
+        self._st = _State()
+        # scaled history repeats (T and W at the 10th, 100th ... occurrence): (flow, frame, char)
+        self._extra: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # (addresses, protocol, IP id) of a first fragment -> (sport, dport, frame)
+        self._frags: dict[bytes, tuple[int, int, int]] = {}
+
+    @property
+    def n_flows(self) -> int:
+        return self._st.n
+
+    # --- per chunk ------------------------------------------------------------------------------
+    def add(self, chunk: PacketChunk) -> None:
+        """Assign flows to the chunk's packets (adds flow columns in place) and merge its stats."""
+        n = len(chunk["frame"])
+        flow_id = np.full(n, -1, dtype=np.int64)
+        flow_dir = np.full(n, -1, dtype=np.int8)
+        pkt_index = np.full(n, -1, dtype=np.int32)
+        err_flow = np.full(n, -1, dtype=np.int64)
+        chunk["flow_id"] = flow_id
+        chunk["flow_dir"] = flow_dir
+        chunk["flow_pkt_index"] = pkt_index
+        chunk["icmp_err_flow_id"] = err_flow
+        if n == 0:
+            return
+
+        proto_all = chunk["ip_proto"].astype(np.int64)
+        src_all, dst_all = chunk["ip_src"], chunk["ip_dst"]
+        valid = (chunk["ip_version"] > 0) & (src_all >= 0) & (dst_all >= 0) & (proto_all >= 0)
+        sp_all, dp_all, one_way_all, ported_all = _port_columns(
+            proto_all,
+            chunk["sport"].astype(np.int64),
+            chunk["dport"].astype(np.int64),
+            chunk["icmp_type"].astype(np.int64),
+            chunk["icmp_code"].astype(np.int64),
+        )
+        has_ports = (chunk["sport"] >= 0) & (chunk["dport"] >= 0)
+        if "ip_frag_offset" in chunk:
+            has_ports |= self._fragment_ports(chunk, valid & ported_all, sp_all, dp_all)
+        valid &= ~ported_all | has_ports
+        vi = np.flatnonzero(valid)
+        if len(vi) == 0:
+            return
+
+        all_valid = len(vi) == n
+
+        # the columns of the valid packets only, from here on ("v" space)
+        def col(name: str) -> np.ndarray:
+            return chunk[name] if all_valid else chunk[name][vi]
+
+        if all_valid:
+            proto = proto_all
+            hi, lo, swap = _flow_keys(src_all, dst_all, proto, sp_all, dp_all, one_way_all)
+        else:
+            proto = proto_all[vi]
+            hi, lo, swap = _flow_keys(
+                src_all[vi], dst_all[vi], proto, sp_all[vi], dp_all[vi], one_way_all[vi]
+            )
+        pair_code, _ = pd.factorize(hi)
+        local, _ = pd.factorize((pair_code.astype(np.int64) << 42) | lo)
+        local = local.astype(np.int64, copy=False)
+        n_local = int(local.max()) + 1
+        # factorize numbers codes in order of appearance: first occurrences are where the
+        # running maximum grows
+        running = np.maximum.accumulate(local)
+        first_pos = np.flatnonzero(np.r_[True, running[1:] > running[:-1]])
+
+        keys = _key_bytes(hi[first_pos], lo[first_pos])
+        get = self._ids.get
+        l2g = np.fromiter(map(get, keys, repeat(-1, n_local)), dtype=np.int64, count=n_local)
+        new_local = np.flatnonzero(l2g < 0)
+        st = self._st
+        if len(new_local):
+            base = st.n
+            new_ids = np.arange(base, base + len(new_local), dtype=np.int64)
+            l2g[new_local] = new_ids
+            self._ids.update(
+                zip([keys[i] for i in new_local.tolist()], new_ids.tolist(), strict=True)
+            )
+            st.reserve(base + len(new_local))
+            st.n = base + len(new_local)
+            self._init_flows(chunk, vi, first_pos[new_local], new_ids, hi, lo, swap, sp_all, dp_all)
+
+        g = l2g[local]
+        direction = (swap.astype(np.int8) ^ st["orig_side"][g]).astype(np.int64)
+        flow_id[vi] = g
+        flow_dir[vi] = direction
+        before = st["pkts"][g].sum(axis=1)
+        pkt_index[vi] = (before + _rank_within(local)).astype(np.int32)
+
+        code = local * 2 + direction  # (local flow, direction)
+        n_codes = 2 * n_local
+        g_of_code = np.repeat(l2g, 2)
+        d_of_code = np.tile(np.array([0, 1], dtype=np.int64), n_local)
+
+        frame = col("frame")
+        ts = col("ts_ns")
+        flags = np.maximum(col("tcp_flags"), 0)
+        is_tcp = proto == 6
+        syn = is_tcp & ((flags & TCP_SYN) != 0)
+        ack = is_tcp & ((flags & TCP_ACK) != 0)
+        fin = is_tcp & ((flags & TCP_FIN) != 0)
+        rst = is_tcp & ((flags & TCP_RST) != 0)
+        tcp_len = np.maximum(col("tcp_len"), 0)
+        ip_len = np.maximum(col("ip_len"), 0)
+        hdr_len = np.maximum(col("ip_hdr_len"), 0)
+        payload = np.maximum(ip_len - hdr_len, 0)
+        payload = np.where(is_tcp, tcp_len, payload)
+        is_udp = proto == 17
+        payload = np.where(is_udp, np.maximum(col("udp_len") - 8, 0), payload)
+        is_icmp = (proto == 1) | (proto == 58)
+        payload = np.where(is_icmp, np.maximum(ip_len - hdr_len - 8, 0), payload)
+
+        # --- TCP sequence tracking: retransmissions, carried over chunk boundaries -----------
+        retrans, keepalive = self._retransmissions(
+            code, g_of_code, d_of_code, col, is_tcp, tcp_len, syn, fin
+        )
+        payload = np.where(retrans | keepalive, 0, payload)
+        self._scaled_repeats(code, g_of_code, frame, retrans, "retrans", "T")
+
+        # --- sums per flow and direction -----------------------------------------------------
+        def per_code(weights: np.ndarray | None = None) -> np.ndarray:
+            out = np.bincount(code, weights=weights, minlength=n_codes)
+            return out.reshape(n_local, 2).astype(np.int64)  # exact: sums stay below 2**53
+
+        st["pkts"][l2g] += per_code()
+        st["ip_bytes"][l2g] += per_code(ip_len)
+        st["payload"][l2g] += per_code(payload)
+        st["retrans"][l2g] += per_code(retrans.astype(np.float64))
+        syn_only = syn & ~ack
+        st["syn_count"][l2g] += per_code((syn_only & (direction == 0)).astype(np.float64))[:, 0]
+
+        lo_ts = np.full(n_local, np.iinfo(np.int64).max, dtype=np.int64)
+        hi_ts = np.full(n_local, np.iinfo(np.int64).min, dtype=np.int64)
+        last = np.full(n_local, -1, dtype=np.int64)
+        np.minimum.at(lo_ts, local, ts)
+        np.maximum.at(hi_ts, local, ts)
+        np.maximum.at(last, local, frame)
+        st["min_ts"][l2g] = np.minimum(st["min_ts"][l2g], lo_ts)
+        st["max_ts"][l2g] = np.maximum(st["max_ts"][l2g], hi_ts)
+        st["last_frame"][l2g] = np.maximum(st["last_frame"][l2g], last)
+        iface = col("iface").astype(np.int64)  # shifted below: needs 64 bits
+        bits = np.where((iface >= 0) & (iface < 63), np.left_shift(1, np.clip(iface, 0, 62)), 0)
+        mask = np.zeros(n_local, dtype=np.int64)
+        np.bitwise_or.at(mask, local, bits)
+        st["iface_mask"][l2g] |= mask
+
+        # --- first occurrences per (flow, direction) -----------------------------------------
+        def merge_events(masks: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+            """Merge the first frame of several events at once (one bit each per packet);
+            returns per event the (codes, rows) where this chunk holds a new first occurrence."""
+            names = list(masks)
+            n_ev = len(names)
+            bits = np.zeros(len(code), dtype="<u4")
+            for k, m in enumerate(names):
+                bits |= masks[m].astype("<u4") << k
+            matrix = np.unpackbits(bits.view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")
+            rows, ks = np.nonzero(matrix[:, :n_ev])
+            first = np.full(n_codes * n_ev, _NO_ROW, dtype=np.int64)
+            np.minimum.at(first, code[rows] * n_ev + ks, rows)
+            has = np.flatnonzero(first != _NO_ROW)
+            rows = first[has]
+            c, k = has // n_ev, has % n_ev
+            gg, dd = g_of_code[c], d_of_code[c]
+            event_slot = np.array([zeek.slot(m, 0) for m in names], dtype=np.int64)[k] + dd
+            old = st["ev"][gg, event_slot]
+            fr = np.minimum(frame[rows], _NEVER - 1).astype(np.int32)
+            better = fr < old
+            st["ev"][gg[better], event_slot[better]] = fr[better]
+            c, k, rows = c[better], k[better], rows[better]
+            return {m: (c[k == i], rows[k == i]) for i, m in enumerate(names)}
+
+        first = _first_positions(code, n_codes)
+        has = np.flatnonzero(first != _NO_ROW)
+        first_col = zeek.slot("first", 0) + d_of_code[has]
+        gg, dd, rows = g_of_code[has], d_of_code[has], first[has]
+        new_first = np.minimum(frame[rows], _NEVER - 1) < st["ev"][gg, first_col]
+        gg, dd, rows = gg[new_first], dd[new_first], rows[new_first]
+        st["ev"][gg, zeek.slot("first", 0) + dd] = np.minimum(frame[rows], _NEVER - 1)
+        st["first_flags"][gg, dd] = flags[rows]
+        st["first_len"][gg, dd] = tcp_len[rows]
+        st["first_iface"][gg, dd] = iface[rows]
+        st["first_ifindex"][gg, dd] = col("sll_ifindex")[rows]
+
+        # history letters follow Zeek's rule for packets carrying several of SYN/FIN/RST
+        n_ctl = syn.astype(np.int8) + fin + rst
+        one_ctl, no_ctl, multi_ctl = n_ctl == 1, n_ctl == 0, n_ctl > 1
+        zero_win = is_tcp & (col("tcp_win") == 0) & ~syn & ~rst
+        new = merge_events(
+            {
+                "syn": syn_only,
+                "synack": syn & ack,
+                "fin": fin,
+                "rst": rst,
+                "data": is_tcp & ~syn & (tcp_len > 0),
+                "h_S": one_ctl & syn & ~ack,
+                "h_H": one_ctl & syn & ack,
+                "h_F": one_ctl & fin,
+                "h_R": one_ctl & rst,
+                "h_I": multi_ctl & fin & rst,
+                "h_Q": multi_ctl & ~(fin & rst),
+                "h_D": (no_ctl & is_tcp & (tcp_len > 0)) | (is_udp & (payload > 0)),
+                "h_A": no_ctl & is_tcp & (tcp_len == 0) & ack,
+                "h_T": retrans,
+                "h_W": zero_win,
+            }
+        )
+        seq = col("tcp_seq")
+        codes_new, rows_new = new["syn"]
+        orig_new = d_of_code[codes_new] == 0
+        st["isn"][g_of_code[codes_new[orig_new]], 0] = seq[rows_new[orig_new]]
+        st["ts_syn"][g_of_code[codes_new[orig_new]]] = ts[rows_new[orig_new]]
+        codes_new, rows_new = new["synack"]
+        resp_new = d_of_code[codes_new] == 1
+        st["isn"][g_of_code[codes_new[resp_new]], 1] = seq[rows_new[resp_new]]
+        st["synack_ack"][g_of_code[codes_new[resp_new]]] = col("tcp_ack")[rows_new[resp_new]]
+        st["ts_synack"][g_of_code[codes_new[resp_new]]] = ts[rows_new[resp_new]]
+        self._scaled_repeats(code, g_of_code, frame, zero_win, "zero_win", "W")
+        st["zero_win"][l2g] += per_code(zero_win.astype(np.float64))
+
+        # the originator's first ACK after the responder's first SYN-ACK completes the handshake
+        sa_frame = st["ev"][g, zeek.slot("synack", 1)]
+        codes_new, rows_new = merge_events(
+            {"ack_sa": is_tcp & ack & ~syn & (direction == 0) & (frame > sa_frame)}
+        )["ack_sa"]
+        orig_new = d_of_code[codes_new] == 0
+        st["ts_ack_sa"][g_of_code[codes_new[orig_new]]] = ts[rows_new[orig_new]]
+
+        self._link_icmp_errors(chunk, vi, proto, frame, err_flow)
+
+    def _fragment_ports(
+        self, chunk: PacketChunk, ported: np.ndarray, sp_all: np.ndarray, dp_all: np.ndarray
+    ) -> np.ndarray:
+        """Ports for non-first IP fragments, from the first fragment of the same datagram
+        (same addresses, protocol and IP id, seen in an earlier frame); fills sp_all/dp_all
+        in place and returns which rows got them."""
+        found = np.zeros(len(ported), dtype=bool)
+        offset = chunk["ip_frag_offset"]
+        rest = ported & (offset > 0)
+        first = ported & (offset <= 0) & (chunk["sport"] >= 0) & (chunk["dport"] >= 0)
+        is_v6 = chunk["ip_version"] == 6
+        more = (chunk["ip_flags"] >= 0) & ((chunk["ip_flags"] & 1) != 0)
+        first &= np.where(is_v6, chunk["ip_id"] >= 0, more)
+        if not first.any() and not rest.any():
+            return found
+
+        def keys(rows: np.ndarray) -> list[bytes]:
+            src = chunk["ip_src"][rows].astype(np.int64)
+            dst = chunk["ip_dst"][rows].astype(np.int64)
+            proto = chunk["ip_proto"][rows].astype(np.int64)
+            ip_id = chunk["ip_id"][rows].astype(np.int64) & 0xFFFFFFFF
+            return _key_bytes((src << 32) | dst, (proto << 32) | ip_id)
+
+        if len(self._frags) > _MAX_FRAGMENTED_DATAGRAMS:
+            self._frags.clear()  # bounded memory: forget datagrams long gone
+        rows = np.flatnonzero(first)
+        if len(rows):
+            values = zip(
+                chunk["sport"][rows].tolist(),
+                chunk["dport"][rows].tolist(),
+                chunk["frame"][rows].tolist(),
+                strict=True,
+            )
+            self._frags.update(zip(keys(rows), values, strict=True))
+        rows = np.flatnonzero(rest)
+        if len(rows) == 0:
+            return found
+        get = self._frags.get
+        unknown = (-1, -1, np.iinfo(np.int64).max)
+        hits = np.array([get(k, unknown) for k in keys(rows)], dtype=np.int64).reshape(-1, 3)
+        ok = hits[:, 2] < chunk["frame"][rows]
+        rows = rows[ok]
+        sp_all[rows], dp_all[rows] = hits[ok, 0], hits[ok, 1]
+        found[rows] = True
+        return found
+
+    def _init_flows(
+        self,
+        chunk: PacketChunk,
+        vi: np.ndarray,
+        first_pos: np.ndarray,
+        ids: np.ndarray,
+        hi: np.ndarray,
+        lo: np.ndarray,
+        swap: np.ndarray,
+        sp_all: np.ndarray,
+        dp_all: np.ndarray,
+    ) -> None:
+        """Fill the static columns of new flows from their first packet; decide the originator."""
+        st = self._st
+        rows = vi[first_pos]
+        st["a"][ids] = (hi[first_pos] >> 32).astype(np.int32)
+        st["b"][ids] = (hi[first_pos] & 0xFFFFFFFF).astype(np.int32)
+        st["pa"][ids] = ((lo[first_pos] >> 16) & 0xFFFF).astype(np.int32)
+        st["pb"][ids] = (lo[first_pos] & 0xFFFF).astype(np.int32)
+        proto = chunk["ip_proto"][rows].astype(np.int64)
+        st["ip_proto"][ids] = proto
+        st["ip_version"][ids] = chunk["ip_version"][rows]
+        st["one_way"][ids] = ((lo[first_pos] >> 32) & 1).astype(bool)
+        is_icmp = (proto == 1) | (proto == 58)
+        st["has_ports"][ids] = np.isin(proto, _PORTED) | (is_icmp & (chunk["icmp_type"][rows] >= 0))
+        st["first_frame"][ids] = chunk["frame"][rows]
+        st["vlan"][ids] = chunk["vlan"][rows]
+
+        flags = chunk["tcp_flags"][rows].astype(np.int64)
+        is_syn = (flags >= 0) & ((flags & TCP_SYN) != 0)
+        is_ack = (flags >= 0) & ((flags & TCP_ACK) != 0)
+        sport, dport = chunk["sport"][rows].astype(np.int64), chunk["dport"][rows].astype(np.int64)
+        tcp, udp = proto == 6, np.isin(proto, (17, 132))
+        flip = np.zeros(len(rows), dtype=bool)
+        flip[tcp] = np.where(
+            is_syn[tcp], is_ack[tcp], zeek.flip_by_ports(sport[tcp], dport[tcp], is_syn[tcp])
+        )
+        flip[udp] = zeek.flip_by_ports(sport[udp], dport[udp], np.ones(int(udp.sum()), bool))
+        mtype = chunk["icmp_type"][rows]
+        flip |= (proto == 1) & np.isin(mtype, _ICMP4_REPLIES)
+        flip |= (proto == 58) & np.isin(mtype, _ICMP6_REPLIES)
+        st["flipped"][ids] = flip
+        st["orig_side"][ids] = (swap[first_pos] ^ flip).astype(np.int8)
+
+    def _retransmissions(  # type: ignore[no-untyped-def]
+        self, code, g_of_code, d_of_code, col, is_tcp, tcp_len, syn, fin
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per packet: (retransmission, keep-alive). A retransmission is a TCP segment with
+        payload whose sequence range starts below the highest sequence end already seen in its
+        direction; a keep-alive (at most one byte, starting one below that end) is not one.
+        Sequence numbers are unwrapped (mod 2^32) against the previous segment of the same
+        direction, carried across chunks."""
+        st = self._st
+        n = len(code)
+        retrans = np.zeros(n, dtype=bool)
+        keepalive_out = np.zeros(n, dtype=bool)
+        raw_all = col("tcp_seq")
+        # only segments that occupy sequence space matter (pure ACKs neither advance nor repeat)
+        sel = np.flatnonzero(is_tcp & (raw_all >= 0) & ((tcp_len > 0) | syn | fin))
+        if len(sel) == 0:
+            return retrans, keepalive_out
+        order = np.argsort(code[sel], kind="stable")
+        s = sel[order]
+        cs = code[s]
+        starts = np.r_[0, np.flatnonzero(cs[1:] != cs[:-1]) + 1]
+        counts = np.diff(np.r_[starts, len(s)])
+        n_groups = len(starts)
+        gidx = np.repeat(np.arange(n_groups, dtype=np.int64), counts)
+        is_start = np.zeros(len(s), dtype=bool)
+        is_start[starts] = True
+        gg, dd = g_of_code[cs[starts]], d_of_code[cs[starts]]
+        has = st["seq_has"][gg, dd]
+        last_raw = st["seq_last_raw"][gg, dd]
+        last_unw = np.where(has, st["seq_last_unw"][gg, dd], 0)
+        carried_max = st["seq_max_end"][gg, dd]
+
+        raw = raw_all[s]
+        prev_raw = np.empty_like(raw)
+        prev_raw[1:] = raw[:-1]
+        prev_raw[starts] = np.where(has, last_raw, raw[starts])
+        delta = (raw - prev_raw) & 0xFFFFFFFF
+        delta = np.where(delta >= (1 << 31), delta - (1 << 32), delta)
+        csum = np.cumsum(delta)
+        offset = csum[starts] - delta[starts]
+        unw = np.repeat(last_unw, counts) + csum - np.repeat(offset, counts)
+        seg = tcp_len[s]
+        end = unw + seg + syn[s] + fin[s]
+
+        base = np.repeat(last_unw, counts)
+        rel = np.clip(end - base, -_SEQ_CLIP, _SEQ_CLIP)
+        if n_groups <= _MAX_GROUPS_IN_BANDS:
+            banded = rel + _SEQ_CLIP + 1 + gidx * _SEQ_BAND
+            running = np.maximum.accumulate(banded) - _SEQ_CLIP - 1 - gidx * _SEQ_BAND
+        else:
+            running = pd.Series(rel).groupby(gidx).cummax().to_numpy()
+        excl = np.empty_like(running)
+        excl[1:] = running[:-1] + base[1:]
+        prev_max = np.where(
+            is_start,
+            np.repeat(carried_max, counts),
+            np.maximum(excl, np.repeat(carried_max, counts)),
+        )
+        seen = prev_max > _NO_SEQ
+        keepalive = (seg <= 1) & (unw == prev_max - 1)
+        retrans[s] = seen & (seg > 0) & (unw < prev_max) & ~keepalive
+        keepalive_out[s] = seen & keepalive
+
+        ends = starts + counts - 1
+        group_max = np.maximum.reduceat(end, starts)
+        st["seq_has"][gg, dd] = True
+        st["seq_last_raw"][gg, dd] = raw[ends]
+        st["seq_last_unw"][gg, dd] = unw[ends]
+        st["seq_max_end"][gg, dd] = np.maximum(carried_max, group_max)
+        return retrans, keepalive_out
+
+    def _scaled_repeats(  # type: ignore[no-untyped-def]
+        self, code, g_of_code, frame, mask, counter: str, letter: str
+    ) -> None:
+        """Record the 10th, 100th ... occurrence of a scaled history letter (T, W)."""
+        idx = np.flatnonzero(mask)
+        if len(idx) == 0:
+            return
+        st = self._st
+        c = code[idx]
+        g, d = g_of_code[c], c % 2
+        nth = st[counter][g, d] + _rank_within(c) + 1
+        hit = np.isin(nth, zeek.SCALED_AT)
+        if hit.any():
+            chars = np.where(d[hit] == 0, ord(letter), ord(letter.lower())).astype(np.uint8)
+            self._extra.append((g[hit], frame[idx[hit]], chars))
+
+    def _link_icmp_errors(
+        self,
+        chunk: PacketChunk,
+        vi: np.ndarray,
+        proto: np.ndarray,
+        frame: np.ndarray,
+        err_flow: np.ndarray,
+    ) -> None:
+        """Link ICMP errors to the flow of the packet they quote (seen before the error)."""
+        mtype = chunk["icmp_type"][vi]
+        quoting = ((proto == 1) & np.isin(mtype, _ICMP4_QUOTING)) | (
+            (proto == 58) & np.isin(mtype, _ICMP6_QUOTING)
+        )
+        e = np.flatnonzero(quoting)
+        if len(e) == 0:
+            return
+        rows = vi[e]
+        isrc, idst = chunk["icmp_inner_src"][rows], chunk["icmp_inner_dst"][rows]
+        iproto = chunk["icmp_inner_proto"][rows].astype(np.int64)
+        isport = chunk["icmp_inner_sport"][rows].astype(np.int64)
+        idport = chunk["icmp_inner_dport"][rows].astype(np.int64)
+        ported = np.isin(iproto, _PORTED)
+        ok = (isrc >= 0) & (idst >= 0) & (iproto >= 0) & ~np.isin(iproto, (1, 58))
+        ok &= ~ported | ((isport >= 0) & (idport >= 0))
+        if not ok.any():
+            return
+        e, rows = e[ok], rows[ok]
+        sp = np.where(ported[ok], isport[ok], 0)
+        dp = np.where(ported[ok], idport[ok], 0)
+        hi, lo, _ = _flow_keys(isrc[ok], idst[ok], iproto[ok], sp, dp, np.zeros(len(e), dtype=bool))
+        get = self._ids.get
+        quoted = np.fromiter(
+            map(get, _key_bytes(hi, lo), repeat(-1, len(e))), dtype=np.int64, count=len(e)
+        )
+        st = self._st
+        fr = frame[e]
+        linked = quoted >= 0
+        linked[linked] = st["first_frame"][quoted[linked]] < fr[linked]
+        if not linked.any():
+            return
+        q, fr, rows = quoted[linked], fr[linked], rows[linked]
+        err_flow[rows] = q
+        np.add.at(st["icmp_errors"], q, 1)
+        _, first = np.unique(q, return_index=True)
+        qf, frf, rf = q[first], fr[first], rows[first]
+        better = frf < st["icmp_err_frame"][qf]
+        qf, frf, rf = qf[better], frf[better], rf[better]
+        st["icmp_err_frame"][qf] = frf
+        st["icmp_err_type"][qf] = chunk["icmp_type"][rf]
+        st["icmp_err_code"][qf] = chunk["icmp_code"][rf]
+        st["icmp_err_v6"][qf] = chunk["ip_proto"][rf] == 58
+
+    # --- the table --------------------------------------------------------------------------
+    def _address_bytes(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 16) left-aligned address bytes and their lengths for IP address codes."""
+        texts = self.book.ip_texts
+        uniq, inverse = np.unique(codes, return_inverse=True)
+        raw = np.zeros((len(uniq), 16), dtype=np.uint8)
+        lengths = np.zeros(len(uniq), dtype=np.int64)
+        for i, c in enumerate(uniq.tolist()):
+            packed = ipaddress.ip_address(texts[c]).packed
+            raw[i, : len(packed)] = np.frombuffer(packed, dtype=np.uint8)
+            lengths[i] = len(packed)
+        return raw[inverse.ravel()], lengths[inverse.ravel()]
+
+    def finish(self) -> pd.DataFrame:
+        """The flow table (one row per flow, columns of netdiag.flows.schema.FLOW_COLUMNS)."""
+        st = self._st
+        n = st.n
+
+        def a(name: str) -> np.ndarray:
+            return st[name][:n]
+
+        orig_is_a = a("orig_side") == 0
+        orig_h = np.where(orig_is_a, a("a"), a("b"))
+        resp_h = np.where(orig_is_a, a("b"), a("a"))
+        has_ports = a("has_ports")
+        orig_p = np.where(has_ports, np.where(orig_is_a, a("pa"), a("pb")), -1)
+        resp_p = np.where(has_ports, np.where(orig_is_a, a("pb"), a("pa")), -1)
+        proto = a("ip_proto").astype(np.int64)
+
+        if n:
+            obytes, olen = self._address_bytes(orig_h)
+            rbytes, _ = self._address_bytes(resp_h)
+            cid = community_ids(proto, obytes, rbytes, olen, orig_p, resp_p, a("one_way"))
+        else:
+            cid = np.zeros(0, dtype=str)
+
+        ev = a("ev")
+        if self._extra:
+            ex_flow = np.concatenate([x[0] for x in self._extra])
+            ex_frame = np.concatenate([x[1] for x in self._extra])
+            ex_char = np.concatenate([x[2] for x in self._extra])
+        else:
+            ex_flow = ex_frame = np.zeros(0, dtype=np.int64)
+            ex_char = np.zeros(0, dtype=np.uint8)
+        history = zeek.history_strings(ev, a("flipped"), ex_flow, ex_frame, ex_char)
+        o_state, r_state = zeek.endpoint_states(ev, a("first_flags"), a("first_len"))
+        pkts, payload = a("pkts"), a("payload")
+        conn_state = zeek.conn_states(
+            proto, o_state, r_state, payload[:, 0], payload[:, 1], pkts[:, 0], pkts[:, 1], history
+        )
+
+        ts_syn, ts_sa, ts_ack = a("ts_syn"), a("ts_synack"), a("ts_ack_sa")
+        syn_f = ev[:, zeek.slot("syn", 0)]
+        sa_f = ev[:, zeek.slot("synack", 1)]
+        ok1 = (ts_syn >= 0) & (ts_sa >= 0) & (sa_f > syn_f)
+        ok2 = (ts_sa >= 0) & (ts_ack >= 0)
+        rtt1 = np.where(ok1, ts_sa - ts_syn, -1)
+        rtt2 = np.where(ok2, ts_ack - ts_sa, -1)
+        rtt = np.where(ok1 & ok2, rtt1 + rtt2, -1)
+
+        def who(event: str) -> np.ndarray:
+            o = ev[:, zeek.slot(event, 0)] < _NEVER
+            r = ev[:, zeek.slot(event, 1)] < _NEVER
+            out = np.full(n, "", dtype=object)
+            out[o] = "orig"
+            out[r] = "resp"
+            out[o & r] = "both"
+            return out
+
+        err_text = np.full(n, "", dtype=object)
+        with_err = np.flatnonzero(a("icmp_errors") > 0)
+        types, codes_, v6 = a("icmp_err_type"), a("icmp_err_code"), a("icmp_err_v6")
+        for i in with_err.tolist():
+            err_text[i] = zeek.icmp_error_text(bool(v6[i]), int(types[i]), int(codes_[i]))
+        err_frame = np.where(a("icmp_errors") > 0, a("icmp_err_frame"), -1)
+
+        proto_name = np.array([PROTO_NAMES.get(p, f"ip-{p}") for p in range(256)], dtype=object)[
+            np.clip(proto, 0, 255)
+        ]
+        first_ts = np.where(pkts.sum(axis=1) > 0, a("min_ts"), -1)
+        last_ts = np.where(pkts.sum(axis=1) > 0, a("max_ts"), -1)
+        columns: dict[str, object] = {
+            "flow_id": np.arange(n, dtype=np.int64),
+            "proto": proto_name,
+            "ip_proto": proto.astype(np.int16),
+            "ip_version": a("ip_version").copy(),
+            "orig_h": self.book.categorical(orig_h, "ip"),
+            "orig_p": orig_p.astype(np.int32),
+            "resp_h": self.book.categorical(resp_h, "ip"),
+            "resp_p": resp_p.astype(np.int32),
+            "community_id": cid.astype(object),
+            "first_ts_ns": first_ts,
+            "last_ts_ns": last_ts,
+            "duration_ns": last_ts - first_ts,
+            "first_frame": a("first_frame").copy(),
+            "last_frame": a("last_frame").copy(),
+            "orig_pkts": pkts[:, 0].copy(),
+            "resp_pkts": pkts[:, 1].copy(),
+            "orig_ip_bytes": a("ip_bytes")[:, 0].copy(),
+            "resp_ip_bytes": a("ip_bytes")[:, 1].copy(),
+            "orig_bytes": payload[:, 0].copy(),
+            "resp_bytes": payload[:, 1].copy(),
+            "conn_state": conn_state,
+            "history": history,
+            "rtt_syn_synack_ns": rtt1,
+            "rtt_synack_ack_ns": rtt2,
+            "rtt_ns": rtt,
+            "retrans_orig": a("retrans")[:, 0].copy(),
+            "retrans_resp": a("retrans")[:, 1].copy(),
+            "syn_count": a("syn_count").copy(),
+            "fin_by": who("fin"),
+            "rst_by": who("rst"),
+            "syn_isn_orig": a("isn")[:, 0].copy(),
+            "syn_isn_resp": a("isn")[:, 1].copy(),
+            "synack_ack": a("synack_ack").copy(),
+            "icmp_errors": a("icmp_errors").copy(),
+            "first_icmp_error": err_text,
+            "first_icmp_error_frame": err_frame,
+            "vlan": a("vlan").copy(),
+            "orig_iface": a("first_iface")[:, 0].copy(),
+            "resp_iface": a("first_iface")[:, 1].copy(),
+            "orig_ifindex": a("first_ifindex")[:, 0].copy(),
+            "resp_ifindex": a("first_ifindex")[:, 1].copy(),
+            "iface_mask": a("iface_mask").copy(),
+        }
+        df = pd.DataFrame(columns)
+        for c in FLOW_COLUMNS:
+            if c.kind == "int" and str(df[c.name].dtype) != c.dtype:
+                df[c.name] = df[c.name].astype(np.dtype(c.dtype))
+        return df[[c.name for c in FLOW_COLUMNS]]
+
+
+def build_flows(chunks: Iterable[PacketChunk], book: AddressBook) -> pd.DataFrame:
+    """The flow table of a stream of packet chunks (each chunk gets its flow columns too)."""
+    builder = FlowBuilder(book)
+    for chunk in chunks:
+        builder.add(chunk)
+    return builder.finish()

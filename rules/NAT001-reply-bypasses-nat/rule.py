@@ -1,0 +1,296 @@
+"""Replies of a NAT real server bypass the director: the client gets a SYN-ACK from the wrong address.
+
+What it detects
+---------------
+LVS-NAT (or any destination NAT) where a real server's replies do not go back through the NAT
+device. At the client: a SYN C:p > V:x, then a SYN-ACK from another address R:y acknowledging
+that very SYN (ack = ISN + 1), and a RST from C:p to R:y (the client has no connection with R).
+At the director: the SYN C:p > V:x arrives and leaves rewritten as C:p > R:y with the same ISN,
+and no SYN-ACK ever comes back from R. One finding per real server and service (R, V:x), with
+evidence from every capture that shows it.
+
+Why it matters
+--------------
+Every connection scheduled to that real server fails (reset or timeout) while the others work,
+so the service looks intermittently broken. The real server answers, but its answer carries its
+own address: the director never sees it and cannot rewrite it back to the VIP.
+
+Evidence
+--------
+Client side: syn-to-vip, syn-ack-from-rip, rst-from-client. Director side: syn-to-vip and
+syn-forwarded-to-rip (same ISN), with no SYN-ACK back. From the director's capture alone the
+confidence is low (a real server that does not answer at all looks the same); the client's view or
+the facts raise it. With facts: the real server's default route, which does not point at the
+director.
+
+Remediation
+-----------
+Route the real server's replies through the director: make the director's inside address the
+real server's default gateway (`ip route replace default via DIP`), or add a policy route for the
+service's replies; or use LVS-DR / full-NAT, which do not need the replies to come back.
+
+False positives
+---------------
+A SYN-ACK from another address than the SYN went to is never legitimate TCP. The director-only
+form can also be a real server that is down or filters the port: the message says so and the
+confidence is low unless the facts show the real server's default route bypasses the director.
+A backend that sends its own connection back to itself (LB001, source = destination) is excluded.
+
+References
+----------
+- Seed 004: LVS-NAT lab, real servers' default gateway must be the director.
+- Linux Virtual Server documentation, "LVS/NAT": the real servers' default route must point to
+  the load balancer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+import pandas as pd
+
+from netdiag.capture.schema import TCP_ACK, TCP_RST, TCP_SYN
+from netdiag.engine import AnalysisContext, Evidence, Finding, Rule
+from netdiag.engine.finding import EVIDENCE_CAP
+from netdiag.render import wireshark_filter as wf
+
+_MOD = 2**32
+
+
+class ReplyBypassesNat(Rule):
+    code = "NAT001"
+    name = "reply-bypasses-nat"
+    title = "NAT real server replies bypass the director (SYN-ACK from the real server's address)"
+    category = "nat"
+    severity = "error"
+    needs = frozenset({"packets"})
+    references = ("seed 004 (LVS-NAT lab)", "LVS-NAT: real servers route replies via the director")
+
+    def check(self, ctx: AnalysisContext) -> Iterable[Finding]:
+        # subject (rip, vip, vport) -> evidence tables per capture, attempts, kinds of proof
+        subjects: dict[tuple[str, str, int], dict] = {}
+        for index in ctx.capture_indices():
+            tcp = ctx.tcp_control(index)
+            if tcp.empty:
+                continue
+            for key, table, kind, sports in self._client_side(ctx, index, tcp):
+                entry = subjects.setdefault(key, {"tables": [], "kinds": set(), "sports": set()})
+                entry["tables"].append((index, table))
+                entry["kinds"].add(kind)
+                entry["sports"] |= sports
+            for key, table, kind, sports in self._director_side(ctx, index, tcp):
+                entry = subjects.setdefault(key, {"tables": [], "kinds": set(), "sports": set()})
+                entry["tables"].append((index, table))
+                entry["kinds"].add(kind)
+                entry["sports"] |= sports
+        for key in sorted(subjects):
+            yield self._finding(ctx, key, subjects[key])
+
+    # --- the two vantage points --------------------------------------------------------------
+    @staticmethod
+    def _client_side(ctx: AnalysisContext, index: int, tcp: pd.DataFrame) -> Iterable[tuple]:
+        syn = tcp[((tcp.tflags & TCP_SYN) != 0) & ((tcp.tflags & TCP_ACK) == 0)]
+        synack = tcp[(tcp.tflags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK)]
+        synack = synack[synack.src != synack.dst]  # src == dst is LB001's hairpin
+        pairs = synack.merge(
+            syn.rename(columns={"src": "c", "dst": "v", "sport": "p", "dport": "x", "seq": "isn"})[
+                ["c", "v", "p", "x", "isn"]
+            ].drop_duplicates(),
+            left_on=["dst", "dport"],
+            right_on=["c", "p"],
+        )
+        pairs = pairs[(pairs.ack == (pairs.isn + 1) % _MOD) & (pairs.src != pairs.v)]
+        # a SYN C:p > R seen here too means this is the NAT device's own view (it sent the SYN
+        # on to R), where R's untranslated SYN-ACK is normal: only the client's view counts
+        to_rip = set(zip(syn.src, syn.sport, syn.dst, strict=True))
+        pairs = pairs[[k not in to_rip for k in zip(pairs.c, pairs.p, pairs.src, strict=True)]]
+        if pairs.empty:
+            return
+        rst = tcp[(tcp.tflags & TCP_RST) != 0]
+        for (rip, vip, vport), group in pairs.groupby(["src", "v", "x"]):
+            sports = set(group.p.astype(int))
+            keys = group[["c", "p", "isn"]].drop_duplicates()
+            syns = syn.merge(keys, left_on=["src", "sport", "seq"], right_on=["c", "p", "isn"])
+            syns = syns[syns.dst == vip]
+            resets = rst[(rst.src.isin(keys.c)) & (rst.dst == rip) & rst.sport.isin(sports)]
+            table = pd.concat(
+                [
+                    syns[["row", "ts_ns"]].assign(role="syn-to-vip", note="SYN to the VIP"),
+                    group[["row", "ts_ns"]].assign(
+                        role="syn-ack-from-rip",
+                        note="SYN-ACK from the real server's own address, acknowledging that SYN",
+                    ),
+                    resets[["row", "ts_ns"]].assign(
+                        role="rst-from-client",
+                        note="the client knows no connection with this address",
+                    ),
+                ],
+                ignore_index=True,
+            )
+            key = (ctx.ip_text(index, rip), ctx.ip_text(index, vip), int(vport))
+            yield key, table, "client", sports
+
+    @staticmethod
+    def _director_side(ctx: AnalysisContext, index: int, tcp: pd.DataFrame) -> Iterable[tuple]:
+        syn = tcp[((tcp.tflags & TCP_SYN) != 0) & ((tcp.tflags & TCP_ACK) == 0)]
+        # the same SYN (client, port, ISN) seen to two destinations: before and after DNAT
+        pairs = syn.merge(syn, on=["src", "sport", "seq"], suffixes=("_v", "_r"))
+        pairs = pairs[
+            (pairs.dst_v != pairs.dst_r)
+            & (pairs.dst_r != pairs.src)
+            & (pairs.ts_ns_v <= pairs.ts_ns_r)
+        ]
+        if pairs.empty:
+            return
+        # the VIP is the address the SYN arrived for first: drop pairs where the "vip" side is
+        # itself a rewritten copy (its first sighting is later than the other's)
+        first_seen = syn.groupby(["src", "sport", "seq", "dst"]).ts_ns.min().rename("first")
+        pairs = pairs.join(first_seen, on=["src", "sport", "seq", "dst_v"])
+        pairs = pairs.join(first_seen.rename("first_r"), on=["src", "sport", "seq", "dst_r"])
+        pairs = pairs[pairs["first"] < pairs["first_r"]]
+        synack = tcp[(tcp.tflags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK)]
+        answered = pairs.merge(
+            synack[["src", "dst", "sport", "dport", "ack"]].rename(
+                columns={"src": "a_src", "dst": "a_dst", "sport": "a_sport", "dport": "a_dport"}
+            ),
+            left_on=["src", "sport"],
+            right_on=["a_dst", "a_dport"],
+        )
+        answered = answered[answered.ack == (answered.seq + 1) % _MOD]
+        done = set(zip(answered.src, answered.sport, answered.seq, strict=True))
+        attempt = list(zip(pairs.src, pairs.sport, pairs.seq, strict=True))
+        pairs = pairs[[a not in done for a in attempt]]  # one entry per SYN pair, not per packet
+        if pairs.empty:
+            return
+        for (rip, vip, vport), group in pairs.groupby(["dst_r", "dst_v", "dport_v"]):
+            sports = set(group.sport.astype(int))
+            table = pd.concat(
+                [
+                    group[["row_v", "ts_ns_v"]]
+                    .drop_duplicates()
+                    .set_axis(["row", "ts_ns"], axis=1)
+                    .assign(role="syn-to-vip", note="SYN arriving for the VIP"),
+                    group[["row_r", "ts_ns_r"]]
+                    .drop_duplicates()
+                    .set_axis(["row", "ts_ns"], axis=1)
+                    .assign(
+                        role="syn-forwarded-to-rip",
+                        note="the same SYN (same ISN) sent on to the real server; no SYN-ACK comes back",
+                    ),
+                ],
+                ignore_index=True,
+            )
+            key = (ctx.ip_text(index, rip), ctx.ip_text(index, vip), int(vport))
+            yield key, table, "director", sports
+
+    # --- the finding ---------------------------------------------------------------------------
+    def _finding(self, ctx: AnalysisContext, key: tuple[str, str, int], entry: dict) -> Finding:
+        rip, vip, vport = key
+        evidence: list[Evidence] = []
+        total = 0
+        per_capture = max(EVIDENCE_CAP // len(entry["tables"]), 3)
+        for index, table in entry["tables"]:
+            table = table.drop_duplicates("row").sort_values(["ts_ns", "row"])
+            total += len(table)
+            shown = table.head(per_capture)
+            packets = ctx.captures[index].packets
+            for (role, note), rows in shown.groupby(["role", "note"], sort=False):
+                evidence.extend(
+                    ctx.evidence(index, packets.iloc[rows["row"].to_numpy()], role, note)
+                )
+        kinds = entry["kinds"]
+        facts_used, route_text, dip = self._facts(ctx, rip, vip)
+        if "client" in kinds and route_text:
+            confidence = "high"
+        elif "client" in kinds or route_text:
+            confidence = "medium"
+        else:
+            confidence = "low"
+        sports = sorted(entry["sports"])
+        if len(sports) > 20:
+            sports = sports[:20]
+        filt = wf.all_of(
+            [wf.in_set("tcp.port", sports), "tcp.flags.syn == 1 || tcp.flags.reset == 1"]
+        )
+        seen = []
+        if "client" in kinds:
+            seen.append(
+                f"the client got SYN-ACKs from {rip} for SYNs it sent to {vip}:{vport} and reset them"
+            )
+        if "director" in kinds:
+            seen.append(
+                f"the director forwarded SYNs for {vip}:{vport} to {rip} and no SYN-ACK came back"
+            )
+        message = (
+            f"Replies of real server {rip} for {vip}:{vport} do not go back through the director: "
+            + "; ".join(seen)
+            + "."
+            + (f" {route_text}." if route_text else "")
+        )
+        if kinds == {"director"} and not route_text:
+            message += f" ({rip} may also be down or filtering: a capture at the client or the facts tell.)"
+        gw = dip or "the director's inside address"
+        remediation = (
+            f"On the real server {rip}, route replies through the director: "
+            f"`ip route replace default via {gw}` (or a policy route for traffic from port {vport}); "
+            f"or switch the service to LVS-DR / full-NAT, which do not need the replies to come back."
+        )
+        return self.finding(
+            ctx,
+            subject=f"{rip} replies for {vip}:{vport}",
+            message=message,
+            confidence=confidence,
+            evidence=evidence,
+            evidence_total=total,
+            wireshark_filter=filt,
+            facts_used=facts_used,
+            explanation=(
+                f"The director rewrote the destination {vip} to {rip}, but {rip}'s reply goes to its "
+                f"own default gateway, not to the director, so nobody rewrites its source back to "
+                f"{vip}. The client receives a SYN-ACK from an address it never contacted and resets "
+                f"it, or the reply is lost."
+            ),
+            remediation=remediation,
+        )
+
+    @staticmethod
+    def _facts(ctx: AnalysisContext, rip: str, vip: str) -> tuple[list, str, str]:
+        """(facts used, what they show, the director's inside address) for real server ``rip``.
+
+        The director is the host with a service on the VIP (or owning it); its inside address is
+        its address on the real server's subnet. The finding is confirmed when the real server's
+        default route does not point at that address.
+        """
+        facts = ctx.facts
+        if facts is None:
+            return [], "", ""
+        directors = [h for h, _ in facts.services_by_vip(vip)] + [h for h, _ in facts.owners(vip)]
+        rip_ip = ipaddress.ip_address(rip)
+        dips = [
+            addr.address
+            for director in directors
+            for _iface, addr in director.addresses()
+            if addr.address != rip and _in(rip_ip, addr)
+        ]
+        dip = dips[0] if dips else ""
+        for host, _iface in facts.owners(rip):
+            defaults = host.default_routes()
+            if not defaults:
+                continue
+            route = defaults[0]
+            if route.gateway and route.gateway in dips:
+                return [], "", dip  # the facts contradict the bypass: replies do go back
+            used = [u for u in [ctx.fact(route.source)] if u is not None]
+            text = f"Facts: {host.name}'s default route is via {route.gateway or route.device}"
+            if dip:
+                text += f", not the director's {dip}"
+            return used, text, dip
+        return [], "", dip
+
+
+def _in(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, addr: object) -> bool:
+    try:
+        return ip in addr.network  # type: ignore[attr-defined]
+    except (ValueError, TypeError):
+        return False

@@ -1,0 +1,307 @@
+"""Replies to a peer are routed into a local bridge (docker0, br-*, cni0, virbr0) instead of back out.
+
+What it detects
+---------------
+Requests (ICMP echo requests, TCP SYNs) from a peer P to a host H arrive on one interface, and
+the host's answer goes elsewhere: ARP requests for P, or the replies themselves, leave on another
+interface, while nothing is answered on the interface the requests came in. The typical cause is
+a container bridge whose connected route covers P (docker's default 172.17.0.0/16 on docker0,
+a br-* network, cni0, virbr0): the longest-prefix match sends the replies into the bridge. Works
+on `-i any` captures (Linux cooked: interface index and direction) and on multi-interface pcapng.
+
+Why it matters
+--------------
+P sees a host that receives everything and answers nothing: pings time out, TCP SYNs are
+retransmitted, while every other peer is served. Tools that drop the capture interface cannot
+see the cause; the packet-level symptom is only "no reply".
+
+Evidence
+--------
+The request arriving (request-in), the ARP request for P leaving on the wrong interface
+(arp-for-peer-on-bridge) or the reply leaving there (reply-on-bridge), and the request
+retransmissions. With facts: the connected route that covers P and its interface, the interface
+names (ifindex -> name from `ip -o link`), and the docker setting to change.
+
+Remediation
+-----------
+Move the bridge to an address range that does not contain the peers: for docker0 set `"bip"` in
+/etc/docker/daemon.json (the finding proposes a free range) and restart docker; for br-* networks
+recreate them with `--subnet` or set `"default-address-pools"`; for cni0 change the CNI
+configuration; for virbr0 the libvirt network. As a stop-gap, a more specific route for P via the
+uplink: `ip route add P/32 via <gateway> dev <uplink>`.
+
+False positives
+---------------
+A host that forwards requests to a container (DNAT) sends them into the bridge with the
+container's address as destination, not P's: that is not counted. A host with two uplinks and
+asymmetric routing would show replies on the other uplink: the message names the interface, and
+the facts (no bridge route covering P) lower nothing but make it clear.
+
+References
+----------
+- Seed 002, scenario 2: docker0's 172.17.0.0/16 route hijacks replies to a VPC address.
+- Docker documentation: daemon.json `bip` and `default-address-pools`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from netdiag.capture.schema import TCP_ACK, TCP_SYN
+from netdiag.engine import AnalysisContext, Finding, Rule
+from netdiag.render import wireshark_filter as wf
+
+BRIDGE_PREFIXES = ("docker", "br-", "cni", "virbr", "cbr", "lxcbr", "podman")
+_OUT = 4  # SLL packet type: outgoing
+
+
+class RepliesRoutedIntoBridge(Rule):
+    code = "RT001"
+    name = "replies-routed-into-bridge"
+    title = "Replies to a peer leave on a local bridge (docker0 route hijack)"
+    category = "routing"
+    severity = "error"
+    needs = frozenset({"packets"})
+    references = ("seed 002 scenario 2 (docker0 route hijack)", "Docker daemon.json: bip")
+
+    def check(self, ctx: AnalysisContext) -> Iterable[Finding]:
+        for index in ctx.capture_indices():
+            yield from self._check_capture(ctx, index)
+
+    def _check_capture(self, ctx: AnalysisContext, index: int) -> Iterable[Finding]:
+        p = ctx.captures[index].packets
+        if len(p) == 0:
+            return
+        ifindex = p["sll_ifindex"].to_numpy(dtype=np.int64)
+        iface = np.where(ifindex >= 0, ifindex, p["iface"].to_numpy(dtype=np.int64) + 1_000_000)
+        if len(np.unique(iface)) < 2:
+            return  # one interface: nothing can leave elsewhere
+        pkttype = p["sll_pkttype"].to_numpy(dtype=np.int64)
+        proto = p["ip_proto"].to_numpy()
+        itype = p["icmp_type"].to_numpy()
+        flags = p["tcp_flags"].to_numpy()
+        src = p["ip_src"].cat.codes.to_numpy(dtype=np.int64)
+        dst = p["ip_dst"].cat.codes.to_numpy(dtype=np.int64)
+        v4 = p["ip_version"].to_numpy() == 4
+        syn = (proto == 6) & (flags >= 0) & ((flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+        synack = (
+            (proto == 6) & (flags >= 0) & ((flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK))
+        )
+        request = v4 & (((proto == 1) & (itype == 8)) | syn) & (pkttype != _OUT)
+        reply = v4 & (((proto == 1) & (itype == 0)) | synack) & (pkttype != 0)
+        req = pd.DataFrame(
+            {
+                "row": np.flatnonzero(request),
+                "peer": src[request],
+                "host": dst[request],
+                "if_in": iface[request],
+            }
+        )
+        if req.empty:
+            return
+        rep = pd.DataFrame(
+            {
+                "row": np.flatnonzero(reply),
+                "host": src[reply],
+                "peer": dst[reply],
+                "if_out": iface[reply],
+            }
+        )
+        arp_mask = (p["arp_op"].to_numpy() == 1) & (pkttype != 0)
+        arp = pd.DataFrame(
+            {
+                "row": np.flatnonzero(arp_mask),
+                "peer": p["arp_tpa"].cat.codes.to_numpy(dtype=np.int64)[arp_mask],
+                "if_out": iface[arp_mask],
+            }
+        )
+        pairs = (
+            req.groupby(["peer", "host"])
+            .agg(
+                if_in=("if_in", lambda s: s.mode().iloc[0]), n=("row", "size"), first=("row", "min")
+            )
+            .reset_index()
+        )
+        for r in pairs.itertuples(index=False):
+            answered_in = rep[(rep.peer == r.peer) & (rep.host == r.host) & (rep.if_out == r.if_in)]
+            if len(answered_in):
+                continue
+            wrong_replies = rep[
+                (rep.peer == r.peer) & (rep.host == r.host) & (rep.if_out != r.if_in)
+            ]
+            wrong_arp = arp[(arp.peer == r.peer) & (arp.if_out != r.if_in)]
+            if wrong_replies.empty and wrong_arp.empty:
+                continue
+            yield self._finding(ctx, index, r, req, wrong_replies, wrong_arp, iface)
+
+    def _finding(self, ctx, index, pair, req, wrong_replies, wrong_arp, iface) -> Finding:  # type: ignore[no-untyped-def]
+        packets = ctx.captures[index].packets
+        peer, host = ctx.ip_text(index, pair.peer), ctx.ip_text(index, pair.host)
+        facts_host = self._facts_host(ctx, host)
+        out_ifaces = sorted(set(wrong_replies.if_out) | set(wrong_arp.if_out))
+        in_name = self._ifname(packets, iface, int(pair.if_in), facts_host)
+        out_names = [self._ifname(packets, iface, int(i), facts_host) for i in out_ifaces]
+        requests = req[(req.peer == pair.peer) & (req.host == pair.host)]
+        table = pd.concat(
+            [
+                requests[["row"]]
+                .head(3)
+                .assign(role="request-in", note=f"request from {peer} arrives on {in_name}"),
+                wrong_arp[["row"]]
+                .head(4)
+                .assign(
+                    role="arp-for-peer-on-bridge",
+                    note=f"the host looks for {peer} on {', '.join(out_names)}",
+                ),
+                wrong_replies[["row"]]
+                .head(3)
+                .assign(role="reply-on-bridge", note="the reply leaves on the wrong interface"),
+            ],
+            ignore_index=True,
+        )
+        evidence = []
+        for (role, note), rows in table.groupby(["role", "note"], sort=False):
+            evidence.extend(ctx.evidence(index, packets.iloc[rows["row"].to_numpy()], role, note))
+        total = len(requests) + len(wrong_arp) + len(wrong_replies)
+
+        facts_used, route_text, bridge, gateway, uplink = self._facts(ctx, facts_host, peer)
+        bridge = bridge or next((n for n in out_names if n.startswith(BRIDGE_PREFIXES)), "")
+        confidence = "high" if route_text else "medium"
+        message = (
+            f"{len(requests)} request{'s' if len(requests) != 1 else ''} from {peer} to {host} arrived on "
+            f"{in_name} and none was answered there; "
+            + (
+                f"{len(wrong_arp)} ARP request{'s' if len(wrong_arp) != 1 else ''} for {peer} "
+                if len(wrong_arp)
+                else ""
+            )
+            + ("and " if len(wrong_arp) and len(wrong_replies) else "")
+            + (
+                f"{len(wrong_replies)} repl{'ies' if len(wrong_replies) != 1 else 'y'} "
+                if len(wrong_replies)
+                else ""
+            )
+            + f"left on {', '.join(out_names)} instead."
+            + (f" {route_text}." if route_text else "")
+        )
+        remediation = self._remediation(ctx, facts_host, peer, bridge, gateway, uplink or in_name)
+        filt = wf.any_of(
+            [
+                wf.all_of([wf.addr(peer, "src"), wf.addr(host, "dst")]),
+                wf.all_of([wf.addr(host, "src"), wf.addr(peer, "dst")]),
+                f"arp.dst.proto_ipv4 == {peer}",
+            ]
+        )
+        return self.finding(
+            ctx,
+            subject=f"replies from {host} to {peer}",
+            message=message,
+            confidence=confidence,
+            evidence=evidence,
+            evidence_total=total,
+            wireshark_filter=filt,
+            facts_used=facts_used,
+            explanation=(
+                f"{host} chooses the route for {peer} by longest prefix: a route of "
+                f"{bridge or ', '.join(out_names)} covers {peer}, so the replies (and the ARP lookups "
+                f"for {peer}) go into that interface, where {peer} does not live, instead of back "
+                f"out of {in_name}."
+            ),
+            remediation=remediation,
+            captures=[ctx.captures[index].path],
+        )
+
+    @staticmethod
+    def _facts_host(ctx: AnalysisContext, host: str):  # type: ignore[no-untyped-def]
+        if ctx.facts is None:
+            return None
+        owners = ctx.facts.owners(host)
+        return owners[0][0] if owners else None
+
+    @staticmethod
+    def _ifname(packets: pd.DataFrame, iface: np.ndarray, key: int, facts_host) -> str:  # type: ignore[no-untyped-def]
+        names = packets["iface_name"].astype(object).to_numpy()[iface == key]
+        named = [n for n in names if isinstance(n, str) and n and not n.isdigit()]
+        if named:
+            return named[0]
+        if key < 1_000_000 and facts_host is not None:
+            name = facts_host.ifname(key)
+            if name:
+                return name
+        return f"ifindex {key}" if key < 1_000_000 else f"interface {key - 1_000_000}"
+
+    @staticmethod
+    def _facts(ctx: AnalysisContext, host, peer: str) -> tuple[list, str, str, str, str]:  # type: ignore[no-untyped-def]
+        """The route covering the peer on the host, when it is a bridge's."""
+        if host is None:
+            return [], "", "", "", ""
+        route = host.route_lookup(peer)
+        defaults = host.default_routes()
+        gateway = defaults[0].gateway if defaults else ""
+        uplink = defaults[0].device if defaults else ""
+        if route is None or not route.device:
+            return [], "", "", gateway, uplink
+        iface = host.interfaces.get(route.device)
+        is_bridge = route.device.startswith(BRIDGE_PREFIXES) or (
+            iface is not None and iface.kind == "bridge"
+        )
+        if not is_bridge:
+            return [], "", "", gateway, uplink
+        used = [u for u in [ctx.fact(route.source)] if u is not None]
+        text = f"Facts: {host.name} has the route {route.destination} dev {route.device}, which covers {peer}"
+        return used, text, route.device, gateway, uplink
+
+    @staticmethod
+    def _remediation(
+        ctx: AnalysisContext, host, peer: str, bridge: str, gateway: str, uplink: str
+    ) -> str:  # type: ignore[no-untyped-def]
+        taken = []
+        if host is not None:
+            for _i, a in host.addresses():
+                try:
+                    taken.append(a.network)
+                except ValueError:
+                    continue
+        peer_ip = ipaddress.ip_address(peer)
+        bip = next(
+            (
+                c
+                for c in ("172.30.0.1/16", "10.254.0.1/16", "192.168.254.1/24")
+                if peer_ip not in ipaddress.ip_interface(c).network
+                and not any(
+                    ipaddress.ip_interface(c).network.overlaps(n)
+                    for n in taken
+                    if n.version == 4
+                    and n.prefixlen > 0
+                    and str(n) != str(ipaddress.ip_interface(c).network)
+                )
+            ),
+            "172.30.0.1/16",
+        )
+        lines = []
+        if not bridge or bridge.startswith("docker"):
+            lines.append(
+                f"Give {bridge or 'the bridge'} a range that does not contain {peer}: in /etc/docker/daemon.json "
+                f'set {{"bip": "{bip}"}} and restart docker (containers get new addresses).'
+            )
+        elif bridge.startswith("br-"):
+            lines.append(
+                f'Recreate the docker network of {bridge} with a --subnet that does not contain {peer}, or set "default-address-pools" in /etc/docker/daemon.json.'
+            )
+        elif bridge.startswith("cni"):
+            lines.append(
+                f"Change the pod/bridge subnet of the CNI configuration of {bridge} so that it does not contain {peer}."
+            )
+        else:
+            lines.append(
+                f"Change the address range of {bridge} (e.g. `virsh net-edit`) so that it does not contain {peer}."
+            )
+        lines.append(
+            f"Stop-gap: a more specific route for the peer via the uplink: "
+            f"`ip route add {peer}/32 via {gateway or '<gateway>'} dev {uplink}`."
+        )
+        return "\n".join(lines)
