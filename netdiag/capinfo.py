@@ -48,7 +48,7 @@ class CaptureSummary:
 def summarize_capture(path: str) -> CaptureSummary:
     """Read a whole capture once (records and headers) and count what capinfos counts."""
     from netdiag.capture.decode import decode_batch
-    from netdiag.capture.linktypes import linktype_label
+    from netdiag.capture.linktypes import is_supported, linktype_name
     from netdiag.capture.reader import open_capture
 
     book = AddressBook()
@@ -81,7 +81,9 @@ def summarize_capture(path: str) -> CaptureSummary:
     link_types: Counter[str] = Counter()
     interfaces = []
     for iface in info.interfaces:
-        label = linktype_label(iface.linktype)
+        label = f"{linktype_name(iface.linktype)} ({iface.linktype})"
+        if not is_supported(iface.linktype):
+            label += " (not supported)"
         link_types[label] += per_iface.get(iface.iface_id, 0)
         interfaces.append(
             {

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from netdiag.cli.main import app
 
-from .conftest import CORPUS
+from conftest import CORPUS
 
 runner = CliRunner()
 

@@ -149,3 +149,24 @@ def test_random_transcripts_load_without_raising(lines: list[str]) -> None:
     for p in problems:
         assert 1 <= p.line <= max(len(lines), 1) + 1
         assert "internal error" not in p.message
+
+
+def test_deeply_nested_documents_are_problems_not_crashes() -> None:
+    for name in ("docker_network", "docker_daemon", "ip_addr", "ip_route", "ip_rule", "bridge_fdb"):
+        frag = IMPORTERS[name].parse("[" * 50000, "deep.json", 1)
+        assert frag.problems and "not valid JSON" in frag.problems[0].message
+    frag = IMPORTERS["topology_yaml"].parse("a: " + "[" * 5000, "deep.yaml", 1)
+    assert frag.problems and "not valid YAML" in frag.problems[0].message
+    frag = IMPORTERS["topology_yaml"].parse(
+        "version: 1\nhosts:\n  1: {}\n  ? [a]\n  : {}\n", "k.yaml", 1
+    )
+    assert frag.problems  # non-text keys: reported, never raised
+
+
+def test_yaml_alias_bomb_is_refused_quickly() -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        prev = f"*a{i - 1}"
+        levels.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
+    frag = IMPORTERS["topology_yaml"].parse("\n".join(levels) + "\n", "bomb.yaml", 1)
+    assert frag.problems and "aliases are expanded" in frag.problems[0].message

@@ -261,6 +261,21 @@ def test_nft_native_nat() -> None:
     assert (rules[3].action, rules[3].to) == ("SNAT", "192.168.75.131")
 
 
+def test_nft_numgen_map_target() -> None:
+    # as the nat-gateway samples' director prints it
+    ruleset = (
+        "table ip lvs_nat {\n\tchain prerouting {\n"
+        "\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+        "\t\tip daddr 198.51.100.131 tcp dport 80 dnat to numgen inc mod 2 map "
+        "{ 0 : 192.168.1.185, 1 : 192.168.1.190 }\n\t}\n}\n"
+    )
+    frag = nft_ruleset.parse(ruleset, "d")
+    assert frag.problems == []
+    (rule,) = frag.host.nat_rules
+    assert (rule.action, rule.dst, rule.dports) == ("DNAT", "198.51.100.131", ["80"])
+    assert rule.to_addresses() == ["192.168.1.185", "192.168.1.190"]
+
+
 def test_ss_listeners() -> None:
     frag = ss.parse(text("real/rs/ss_ltnp.txt"), "rs")
     assert frag.problems == []

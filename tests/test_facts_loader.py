@@ -213,3 +213,38 @@ def test_failed_commands_and_wrappers(tmp_path: Path) -> None:
         " or directory",
     ]
     assert [r.gateway for r in facts.hosts["h"].routes] == ["10.0.0.1"]
+
+
+def test_tcpdump_in_a_transcript_says_where_a_capture_was_taken(tmp_path: Path) -> None:
+    f = tmp_path / "dir.txt"
+    f.write_text(
+        "[root@vip ~]# tcpdump -nn -i eth1 -w /tmp/director-eth1.pcap host 192.168.75.150\n"
+        "tcpdump: listening on eth1, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n"
+        "^C42 packets captured\n"
+        "[root@vip ~]# tcpdump -nn -i eth0 host 192.168.75.150\n"
+        "listening on eth0, link-type EN10MB (Ethernet), capture size 65535 bytes\n"
+    )
+    facts, problems = load_facts([f])
+    assert problems == []
+    binding = facts.capture_host("captures/director-eth1.pcap")
+    assert binding is not None and (binding.host, binding.interface) == ("vip", "eth1")
+    assert binding.source is not None and binding.source.line == 1
+    assert len(facts.captures) == 1  # the second tcpdump wrote no file
+
+
+def test_typer_command_wires_run_facts() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from netdiag.cli.facts import facts_command
+
+    app = typer.Typer()
+    app.command("facts")(facts_command)
+    app.command("other")(lambda: None)  # two commands: typer keeps the sub-command name
+    result = CliRunner().invoke(
+        app, ["facts", str(FIX / "seeds" / "ecs3.seed002-ip-route.txt"), "--format", "yaml"]
+    )
+    assert result.exit_code == 0
+    assert "destination: 172.17.0.0/16" in result.stdout
+    result = CliRunner().invoke(app, ["facts", str(FIX / "missing")])
+    assert result.exit_code == 2

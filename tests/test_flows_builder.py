@@ -313,7 +313,7 @@ def random_traffic(seed: int, n_conns: int = 12) -> list[dict]:
 
 
 def reference_retransmissions(packets: list[dict]) -> dict[tuple, int]:
-    """Per (sender, sport, receiver, dport): segments starting below the highest end seen."""
+    """Per (sender, sport, receiver, dport): segments ending at or below the highest end seen."""
     highest: dict[tuple, int] = {}
     base: dict[tuple, int] = {}
     counts: dict[tuple, int] = {}
@@ -324,7 +324,7 @@ def reference_retransmissions(packets: list[dict]) -> dict[tuple, int]:
         rel = (p["seq"] - base.setdefault(key, p["seq"])) % 2**32
         end = rel + p["len"] + ("S" in p["flags"]) + ("F" in p["flags"])
         keepalive = key in highest and p["len"] <= 1 and rel == highest[key] - 1
-        if key in highest and p["len"] > 0 and rel < highest[key] and not keepalive:
+        if key in highest and p["len"] > 0 and end <= highest[key] and not keepalive:
             counts[key] = counts.get(key, 0) + 1
         highest[key] = max(highest.get(key, end), end)
     return counts
@@ -398,3 +398,47 @@ def test_synack_ack_and_sll_ifindex() -> None:
     row = build_flows([make_chunk(book, packets)], book).iloc[0]
     assert (row.syn_isn_orig, row.syn_isn_resp, row.synack_ack) == (1000, 9000, 1001)
     assert (row.orig_ifindex, row.resp_ifindex) == (2, 5)
+
+
+def test_fragment_takes_ports_of_latest_first_fragment_before_it() -> None:
+    book = AddressBook()
+    first = dict(src=C, dst=S, proto="udp", len=100, ip_id=9, ip_flags=1, ip_frag_offset=0)
+    rest = dict(src=C, dst=S, proto="udp", ip_id=9, ip_flags=0, ip_frag_offset=104)
+    packets = [dict(first, sport=123, dport=137), rest, dict(first, sport=999, dport=137), rest]
+    chunk = make_chunk(book, packets)
+    for i in (1, 3):
+        chunk["sport"][i] = chunk["dport"][i] = -1
+    for cuts in ([], [1], [2], [3], [1, 2, 3]):
+        parts = split_chunk({k: v.copy() for k, v in chunk.items()}, cuts)
+        flows = build_flows(parts, book)
+        assert concat_column(parts, "flow_id").tolist() == [0, 0, 1, 1], cuts
+        assert flows.orig_p.tolist() == [123, 999]
+
+
+def test_same_packet_on_several_interfaces_is_not_a_retransmission() -> None:
+    # "-i any": each segment seen on the veth (ifindex 7) and on eth0 (ifindex 2)
+    book = AddressBook()
+    packets = []
+    for seq in (1, 101, 201):
+        for ifindex in (7, 2):
+            packets.append(tcp(C, S, 40000, 80, "PA", seq, 100, sll_ifindex=ifindex))
+    packets.append(tcp(C, S, 40000, 80, "PA", 101, 100, sll_ifindex=7))  # a real one
+    for cuts in ([], [1], [3, 4]):
+        parts = split_chunk(make_chunk(book, packets), cuts)
+        row = build_flows(parts, book).iloc[0]
+        assert row.retrans_orig == 1
+        assert row.orig_pkts == 7
+        assert row.orig_bytes == 300
+        assert row.orig_ifindex == 7
+
+
+def test_wide_chunk_key_path_gives_the_same_flows(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # chunks with more than 2**21 address pairs take another path to number their keys
+    import netdiag.flows.builder as builder_module
+
+    packets = random_traffic(3)
+    book = AddressBook()
+    expected = build_flows([make_chunk(book, packets)], book)
+    monkeypatch.setattr(builder_module, "_PAIR_CODE_LIMIT", 1)
+    got = build_flows([make_chunk(book, packets)], book)
+    pd.testing.assert_frame_equal(expected, got)

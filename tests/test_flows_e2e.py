@@ -286,3 +286,47 @@ def test_handmade_capture_traceroute_and_handshake(tmp_path: Path) -> None:
             timeout=60,
         )
         assert ids.returncode == 0
+
+
+@pytest.mark.tshark
+@pytest.mark.parametrize(
+    "name", ["td__ssh.pcap", "zk__nmap-vsn.pcap", "zk__tls__openjdk-25.0.2-zeek.org.pcap"]
+)
+def test_handshake_rtt_equals_tshark_initial_rtt(name: str, tshark: str) -> None:
+    """rtt_ns (first SYN -> ACK of the SYN-ACK) is tshark's tcp.analysis.initial_rtt wherever
+    the handshake completed (tshark also reports one on a RST answer; we do not)."""
+    path = corpus_file(name)
+    chunks, flows = read(path)
+    out = subprocess.run(
+        [
+            tshark,
+            "-r",
+            str(path),
+            "-n",
+            "-Y",
+            "tcp.analysis.initial_rtt",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=f",
+            "-e",
+            "frame.number",
+            "-e",
+            "tcp.analysis.initial_rtt",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    frame = np.concatenate([c["frame"] for c in chunks])
+    fid = np.concatenate([c["flow_id"] for c in chunks])
+    flow_of_frame = dict(zip(frame.tolist(), fid.tolist(), strict=True))
+    tshark_rtt: dict[int, float] = {}
+    for line in out.splitlines():
+        number, rtt = line.split("\t")
+        tshark_rtt.setdefault(flow_of_frame[int(number)], float(rtt))
+    complete = flows[flows.rtt_ns > 0]
+    assert len(complete) > 0
+    for row in complete.itertuples():
+        assert row.rtt_ns == pytest.approx(tshark_rtt[row.flow_id] * 1e9, abs=1000)

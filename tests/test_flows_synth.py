@@ -37,7 +37,10 @@ def test_tcp_connections_match_ground_truth(traffic, layout: str, tmp_path: Path
     truth = traffic.conns_frame()
     tcp = flows[flows.proto == "tcp"]
     merged = truth.merge(
-        tcp, on=["orig_h", "orig_p", "resp_h", "resp_p"], how="outer", indicator=True,
+        tcp,
+        on=["orig_h", "orig_p", "resp_h", "resp_p"],
+        how="outer",
+        indicator=True,
         suffixes=("_truth", ""),
     )
     # every connection is one flow with the originator the truth names, and nothing else

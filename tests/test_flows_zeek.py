@@ -171,3 +171,19 @@ def test_icmp_echo_is_oth_and_reply_first_flips() -> None:
     assert (row.orig_p, row.resp_p) == (8, 0)
     flipped = _flows([rep]).iloc[0]
     assert str(flipped.orig_h) == C
+
+
+def test_new_syn_with_another_sequence_number_repeats_the_letter() -> None:
+    # a retransmitted SYN (same ISN) adds nothing; a SYN with a new ISN on the same 5-tuple
+    # (port reuse after the first attempt was refused) is written again, as Zeek does
+    packets = [
+        out("S", 100),
+        out("S", 100),
+        back("RA", 0, 101),
+        out("S", 5000),
+        back("RA", 0, 5001),
+    ]
+    row = _flows(packets).iloc[0]
+    assert row.history == "SrS"
+    assert row.syn_count == 3
+    assert _flows(packets, one_packet_chunks=True).iloc[0].history == "SrS"

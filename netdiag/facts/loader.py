@@ -15,8 +15,23 @@ from pathlib import Path
 from netdiag.errors import FactsError
 from netdiag.facts.importers import IMPORTERS, by_command, by_content
 from netdiag.facts.importers.base import Fragment, Importer
-from netdiag.facts.model import FactSet, Host, NatRule, Problem, Route, Service
-from netdiag.facts.transcript import Section, join, split_blocks, split_transcript
+from netdiag.facts.model import (
+    CaptureBinding,
+    FactSet,
+    Host,
+    NatRule,
+    Problem,
+    Route,
+    Service,
+    Source,
+)
+from netdiag.facts.transcript import (
+    Section,
+    capture_from_command,
+    join,
+    split_blocks,
+    split_transcript,
+)
 
 #: files larger than this are not facts (a capture given by mistake, a log)
 MAX_FACTS_FILE = 20 * 1024 * 1024
@@ -141,6 +156,15 @@ def load_text(
     text: str, file: str, host_name: str, facts: FactSet, problems: list[Problem]
 ) -> None:
     """Import one file's text (pure apart from updating ``facts`` and ``problems``)."""
+    for prompt_line, prompt_host, capture, iface in _captures_started(text, file):
+        facts.captures.append(
+            CaptureBinding(
+                capture,
+                prompt_host or host_name or UNASSIGNED_HOST,
+                iface,
+                source=Source(file, prompt_line, text.splitlines()[prompt_line - 1].rstrip()),
+            )
+        )
     for section, importer in recognise(text, file, problems):
         try:
             fragment = importer.parse(section.text, section.file, section.first_line)
@@ -152,6 +176,16 @@ def load_text(
         target = section.host or fragment.host_name or host_name or UNASSIGNED_HOST
         merge(facts, target, fragment)
         problems.extend(fragment.problems)
+
+
+def _captures_started(text: str, file: str) -> list[tuple[int, str, str, str]]:
+    """(prompt line, host, capture file, interface) of every `tcpdump -w` in a transcript."""
+    out = []
+    for section in split_transcript(text, file):
+        got = capture_from_command(section.command) if section.command else None
+        if got is not None:
+            out.append((section.prompt_line, section.host, got[0], got[1]))
+    return out
 
 
 def recognise(text: str, file: str, problems: list[Problem]) -> list[tuple[Section, Importer]]:

@@ -12,6 +12,7 @@ rules use; they never touch the text the facts came from.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -195,6 +196,10 @@ class NatRule:
     to: str = ""  # to-destination / to-source / to-ports
     matches: list[str] = field(default_factory=list)  # other matches, as written
     source: Provenance | None = field(default=None, compare=False, repr=False)
+
+    def to_addresses(self) -> list[str]:
+        """The IPv4 addresses named by ``to`` ('192.168.1.185:80', an nft numgen map, a range)."""
+        return re.findall(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])", self.to)
 
 
 @dataclass
@@ -438,19 +443,21 @@ class Host:
         Rules with from/to/lookup selectors are honoured; rules matching on marks or interfaces
         are skipped (a packet's mark and input interface are not known here).
         """
-        if self.owns(address) is not None:
-            iface = self.owns(address)
-            return Route(
-                destination=address,
-                table="local",
-                type="local",
-                device=iface.name if iface else "",
-                prefsrc=address,
-                family=_ip(address).version if _ip(address) else 4,  # type: ignore[union-attr]
-                source=next(
-                    (a.source for i, a in self.addresses() if _ip(a.address) == _ip(address)), None
-                ),
-            )
+        ip = _ip(address)
+        if ip is None:
+            return None
+        for iface, addr in self.addresses():
+            if _ip(addr.address) == ip:
+                # an address of the host itself: the local table's 'local' route
+                return Route(
+                    destination=address,
+                    table="local",
+                    type="local",
+                    device=iface.name,
+                    prefsrc=address,
+                    family=ip.version,
+                    source=addr.source,
+                )
         for rule in self.effective_rules():
             if rule.iif or rule.oif or rule.fwmark or rule.invert:
                 continue
@@ -654,6 +661,8 @@ def _covered(address: str, cidrs: list[str]) -> bool:
     if ip is None:
         return False
     for cidr in cidrs:
+        if cidr.startswith("%") or cidr == "dynamic":
+            continue  # %any / dynamic: the peer's own address, not known from the text
         net = parse_network(cidr.split("[", 1)[0])  # swanctl 'net[proto/port]'
         if net is not None and net.version == ip.version and ip in net:
             return True

@@ -118,3 +118,27 @@ def join(a: Section, b: Section) -> Section:
     gap = b.first_line - (a.first_line + len(a.text.splitlines()))
     text = a.text + "\n" * (gap + 1) + b.text
     return Section(a.file, a.first_line, text, a.command, a.host, a.prompt_line)
+
+
+CAPTURE_COMMAND = re.compile(r"^(sudo\s+)?(\S*/)?(tcpdump|tshark|dumpcap)\s")
+
+
+def capture_from_command(command: str) -> tuple[str, str] | None:
+    """(capture file name, interface) of `tcpdump -i eth1 -w dir-eth1.pcap ...`, else None."""
+    if not CAPTURE_COMMAND.match(command):
+        return None
+    words = command.split()
+    iface = ""
+    out = ""
+    for i, word in enumerate(words[:-1]):
+        if word in ("-i", "--interface"):
+            iface = words[i + 1]
+        elif word == "-w":
+            out = words[i + 1]
+        elif word.startswith("-i") and len(word) > 2 and not word.startswith("--"):
+            iface = word[2:]
+    if words[-1].startswith("-w") and len(words[-1]) > 2:
+        out = words[-1][2:]
+    if not out or out == "-":
+        return None
+    return out.replace("\\", "/").rsplit("/", 1)[-1], iface

@@ -14,6 +14,14 @@ later): the sender of a SYN without ACK; for a flow first seen with a SYN-ACK, i
 otherwise the first packet's sender, unless Zeek's port heuristic says the sender is the server
 (its port looks like a server's and the other does not); for ICMP, the receiver of a first echo
 / timestamp / info / mask reply. A 5-tuple reused for several connections stays one flow.
+The key holds neither VLAN nor interface (as Zeek's default): one conversation seen on several
+interfaces of an "-i any" capture is one flow, and the per-direction first interface, SLL
+ifindex and the set of interfaces say where it was seen.
+
+Retransmissions are judged among the packets captured at the same point (interface, SLL
+ifindex) as the direction's first packet. TCP payload bytes (orig_bytes, resp_bytes) leave out retransmissions, keep-alives and copies of
+a segment captured at another point (interface, SLL ifindex) than the direction's first packet,
+so they approach Zeek's sequence-space sizes; packet and IP byte counts include every packet.
 
 Non-first IP fragments join the flow of their datagram's first fragment when that came earlier
 (ports taken from it); other TCP/UDP packets without ports (truncated headers) get no flow (-1).
@@ -21,7 +29,7 @@ Non-first IP fragments join the flow of their datagram's first fragment when tha
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 from collections.abc import Iterable
 from itertools import repeat
 
@@ -49,6 +57,8 @@ _ICMP6_REPLIES = (129,)
 _SEQ_CLIP = (1 << 40) - 1
 _SEQ_BAND = 1 << 42
 _MAX_GROUPS_IN_BANDS = 1 << 20
+#: distinct address pairs per chunk up to which a pair code and lo pack into one int64
+_PAIR_CODE_LIMIT = 1 << 21
 #: first fragments remembered for their ports; the table is emptied when it grows past this
 _MAX_FRAGMENTED_DATAGRAMS = 200_000
 
@@ -83,7 +93,21 @@ def _key_bytes(hi: np.ndarray, lo: np.ndarray) -> list[bytes]:
     pair = np.empty((len(hi), 2), dtype=np.int64)
     pair[:, 0] = hi
     pair[:, 1] = lo
-    return pair.view(np.dtype((np.void, 16))).ravel().tolist()  # type: ignore[no-any-return]
+    return pair.view(np.dtype((np.void, 16))).ravel().tolist()  # type: ignore[return-value]
+
+
+def _local_flow_codes(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Dense codes of the distinct (hi, lo) keys of a chunk, numbered in order of appearance."""
+    pair_code, pairs = pd.factorize(hi)
+    if len(pairs) < _PAIR_CODE_LIMIT:  # pair code and lo (41 bits) fit in one int64 together
+        local, _ = pd.factorize((pair_code.astype(np.int64) << 42) | lo)
+        return local.astype(np.int64, copy=False)
+    both = np.empty(len(hi), dtype=[("hi", "<i8"), ("lo", "<i8")])
+    both["hi"], both["lo"] = hi, lo
+    _, first_index, inverse = np.unique(both, return_index=True, return_inverse=True)
+    rank = np.empty(len(first_index), dtype=np.int64)
+    rank[np.argsort(first_index)] = np.arange(len(first_index))
+    return rank[inverse.ravel()]
 
 
 def _port_columns(
@@ -165,6 +189,10 @@ class _State:
         "syn_count": ("int64", 0, 0),
         "isn": ("int64", 2, -1),
         "synack_ack": ("int64", 0, -1),
+        # sequence number of the last SYN / FIN (end) / RST per direction, for repeated letters
+        "last_syn_seq": ("int64", 2, -1),
+        "last_fin_seq": ("int64", 2, -1),
+        "last_rst_seq": ("int64", 2, -1),
         "ts_syn": ("int64", 0, -1),
         "ts_synack": ("int64", 0, -1),
         "ts_ack_sa": ("int64", 0, -1),
@@ -271,9 +299,7 @@ class FlowBuilder:
             hi, lo, swap = _flow_keys(
                 src_all[vi], dst_all[vi], proto, sp_all[vi], dp_all[vi], one_way_all[vi]
             )
-        pair_code, _ = pd.factorize(hi)
-        local, _ = pd.factorize((pair_code.astype(np.int64) << 42) | lo)
-        local = local.astype(np.int64, copy=False)
+        local = _local_flow_codes(hi, lo)
         n_local = int(local.max()) + 1
         # factorize numbers codes in order of appearance: first occurrences are where the
         # running maximum grows
@@ -327,10 +353,22 @@ class FlowBuilder:
         payload = np.where(is_icmp, np.maximum(ip_len - hdr_len - 8, 0), payload)
 
         # --- TCP sequence tracking: retransmissions, carried over chunk boundaries -----------
-        retrans, keepalive = self._retransmissions(
-            code, g_of_code, d_of_code, col, is_tcp, tcp_len, syn, fin
+        # Only packets captured where the direction's first packet was (same interface and SLL
+        # ifindex) take part: in an "-i any" capture one packet seen on veth, bridge and eth is
+        # not three transmissions.
+        iface = col("iface").astype(np.int64)  # shifted below: needs 64 bits
+        point = (iface << 32) | (col("sll_ifindex").astype(np.int64) & 0xFFFFFFFF)
+        first = _first_positions(code, n_codes)
+        known = st["ev"][g_of_code, zeek.slot("first", 0) + d_of_code] < _NEVER
+        known_point = (st["first_iface"][g_of_code, d_of_code].astype(np.int64) << 32) | (
+            st["first_ifindex"][g_of_code, d_of_code].astype(np.int64) & 0xFFFFFFFF
         )
-        payload = np.where(retrans | keepalive, 0, payload)
+        first_point = np.where(known, known_point, point[np.minimum(first, len(point) - 1)])
+        same_point = point == first_point[code]
+        retrans, keepalive = self._retransmissions(
+            code, g_of_code, d_of_code, col, is_tcp & same_point, tcp_len, syn, fin
+        )
+        payload = np.where(retrans | keepalive | (is_tcp & ~same_point), 0, payload)
         self._scaled_repeats(code, g_of_code, frame, retrans, "retrans", "T")
 
         # --- sums per flow and direction -----------------------------------------------------
@@ -354,7 +392,6 @@ class FlowBuilder:
         st["min_ts"][l2g] = np.minimum(st["min_ts"][l2g], lo_ts)
         st["max_ts"][l2g] = np.maximum(st["max_ts"][l2g], hi_ts)
         st["last_frame"][l2g] = np.maximum(st["last_frame"][l2g], last)
-        iface = col("iface").astype(np.int64)  # shifted below: needs 64 bits
         bits = np.where((iface >= 0) & (iface < 63), np.left_shift(1, np.clip(iface, 0, 62)), 0)
         mask = np.zeros(n_local, dtype=np.int64)
         np.bitwise_or.at(mask, local, bits)
@@ -367,8 +404,8 @@ class FlowBuilder:
             names = list(masks)
             n_ev = len(names)
             bits = np.zeros(len(code), dtype="<u4")
-            for k, m in enumerate(names):
-                bits |= masks[m].astype("<u4") << k
+            for bit, m in enumerate(names):
+                bits |= masks[m].astype("<u4") << bit
             matrix = np.unpackbits(bits.view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")
             rows, ks = np.nonzero(matrix[:, :n_ev])
             first = np.full(n_codes * n_ev, _NO_ROW, dtype=np.int64)
@@ -385,7 +422,6 @@ class FlowBuilder:
             c, k, rows = c[better], k[better], rows[better]
             return {m: (c[k == i], rows[k == i]) for i, m in enumerate(names)}
 
-        first = _first_positions(code, n_codes)
         has = np.flatnonzero(first != _NO_ROW)
         first_col = zeek.slot("first", 0) + d_of_code[has]
         gg, dd, rows = g_of_code[has], d_of_code[has], first[has]
@@ -400,7 +436,6 @@ class FlowBuilder:
         # history letters follow Zeek's rule for packets carrying several of SYN/FIN/RST
         n_ctl = syn.astype(np.int8) + fin + rst
         one_ctl, no_ctl, multi_ctl = n_ctl == 1, n_ctl == 0, n_ctl > 1
-        zero_win = is_tcp & (col("tcp_win") == 0) & ~syn & ~rst
         new = merge_events(
             {
                 "syn": syn_only,
@@ -417,9 +452,14 @@ class FlowBuilder:
                 "h_D": (no_ctl & is_tcp & (tcp_len > 0)) | (is_udp & (payload > 0)),
                 "h_A": no_ctl & is_tcp & (tcp_len == 0) & ack,
                 "h_T": retrans,
-                "h_W": zero_win,
             }
         )
+        # a zero window is news unless it comes with or after the sender's RST or after the
+        # peer's FIN (Zeek: update_window)
+        own_rst = st["ev"][g, zeek.EVENTS.index("rst") * 2 + direction]
+        peer_fin = st["ev"][g, zeek.EVENTS.index("fin") * 2 + 1 - direction]
+        zero_win = is_tcp & (col("tcp_win") == 0) & ~rst & (frame < own_rst) & (frame <= peer_fin)
+        merge_events({"h_W": zero_win})
         seq = col("tcp_seq")
         codes_new, rows_new = new["syn"]
         orig_new = d_of_code[codes_new] == 0
@@ -431,6 +471,12 @@ class FlowBuilder:
         st["synack_ack"][g_of_code[codes_new[resp_new]]] = col("tcp_ack")[rows_new[resp_new]]
         st["ts_synack"][g_of_code[codes_new[resp_new]]] = ts[rows_new[resp_new]]
         self._scaled_repeats(code, g_of_code, frame, zero_win, "zero_win", "W")
+        seq_ok = seq >= 0
+        self._repeated_letters(code, g_of_code, frame, one_ctl & syn & seq_ok, seq, ack, "syn")
+        self._repeated_letters(
+            code, g_of_code, frame, one_ctl & fin & seq_ok, seq + tcp_len, ack, "fin"
+        )
+        self._repeated_letters(code, g_of_code, frame, one_ctl & rst & seq_ok, seq, ack, "rst")
         st["zero_win"][l2g] += per_code(zero_win.astype(np.float64))
 
         # the originator's first ACK after the responder's first SYN-ACK completes the handshake
@@ -468,25 +514,34 @@ class FlowBuilder:
 
         if len(self._frags) > _MAX_FRAGMENTED_DATAGRAMS:
             self._frags.clear()  # bounded memory: forget datagrams long gone
-        rows = np.flatnonzero(first)
-        if len(rows):
-            values = zip(
-                chunk["sport"][rows].tolist(),
-                chunk["dport"][rows].tolist(),
-                chunk["frame"][rows].tolist(),
-                strict=True,
-            )
-            self._frags.update(zip(keys(rows), values, strict=True))
-        rows = np.flatnonzero(rest)
-        if len(rows) == 0:
-            return found
-        get = self._frags.get
-        unknown = (-1, -1, np.iinfo(np.int64).max)
-        hits = np.array([get(k, unknown) for k in keys(rows)], dtype=np.int64).reshape(-1, 3)
-        ok = hits[:, 2] < chunk["frame"][rows]
-        rows = rows[ok]
-        sp_all[rows], dp_all[rows] = hits[ok, 0], hits[ok, 1]
-        found[rows] = True
+        # each non-first fragment takes the ports of the latest first fragment before it with the
+        # same key: from this chunk if there is one, else from the table of earlier chunks
+        rows = np.flatnonzero(first | rest)
+        key_list = keys(rows)
+        key_code, _ = pd.factorize(np.array(key_list, dtype=object))
+        is_first = first[rows]
+        latest = pd.Series(np.where(is_first, np.arange(len(rows)), -1)).groupby(key_code).cummax()
+        latest_first = latest.to_numpy()
+        sp, dp = chunk["sport"][rows].astype(np.int64), chunk["dport"][rows].astype(np.int64)
+        here = ~is_first & (latest_first >= 0)
+        take = rows[here]
+        sp_all[take], dp_all[take] = sp[latest_first[here]], dp[latest_first[here]]
+        found[take] = True
+        earlier = np.flatnonzero(~is_first & (latest_first < 0))
+        if len(earlier):
+            get = self._frags.get
+            unknown = (-1, -1, np.iinfo(np.int64).max)
+            hits = np.array([get(key_list[i], unknown) for i in earlier.tolist()], dtype=np.int64)
+            hits = hits.reshape(-1, 3)
+            ok = hits[:, 2] < chunk["frame"][rows[earlier]]
+            take = rows[earlier[ok]]
+            sp_all[take], dp_all[take] = hits[ok, 0], hits[ok, 1]
+            found[take] = True
+        firsts = np.flatnonzero(is_first)  # in row order: the latest of a key is written last
+        frames = chunk["frame"][rows]
+        self._frags.update(
+            (key_list[i], (int(sp[i]), int(dp[i]), int(frames[i]))) for i in firsts.tolist()
+        )
         return found
 
     def _init_flows(
@@ -537,8 +592,9 @@ class FlowBuilder:
         self, code, g_of_code, d_of_code, col, is_tcp, tcp_len, syn, fin
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per packet: (retransmission, keep-alive). A retransmission is a TCP segment with
-        payload whose sequence range starts below the highest sequence end already seen in its
-        direction; a keep-alive (at most one byte, starting one below that end) is not one.
+        payload whose whole sequence range was already covered, i.e. it ends at or below the
+        highest sequence end seen in its direction (Zeek's rule); a keep-alive (at most one byte,
+        starting one below that end) is not one.
         Sequence numbers are unwrapped (mod 2^32) against the previous segment of the same
         direction, carried across chunks."""
         st = self._st
@@ -593,7 +649,7 @@ class FlowBuilder:
         )
         seen = prev_max > _NO_SEQ
         keepalive = (seg <= 1) & (unw == prev_max - 1)
-        retrans[s] = seen & (seg > 0) & (unw < prev_max) & ~keepalive
+        retrans[s] = seen & (seg > 0) & (end <= prev_max) & ~keepalive
         keepalive_out[s] = seen & keepalive
 
         ends = starts + counts - 1
@@ -619,6 +675,37 @@ class FlowBuilder:
         if hit.any():
             chars = np.where(d[hit] == 0, ord(letter), ord(letter.lower())).astype(np.uint8)
             self._extra.append((g[hit], frame[idx[hit]], chars))
+
+    def _repeated_letters(  # type: ignore[no-untyped-def]
+        self, code, g_of_code, frame, mask, value, ack, kind: str
+    ) -> None:
+        """Zeek writes S/H, F or R again when a later such packet of the same endpoint carries
+        another sequence number than the previous one (a new SYN, not a retransmission)."""
+        idx = np.flatnonzero(mask)
+        if len(idx) == 0:
+            return
+        st = self._st
+        order = np.argsort(code[idx], kind="stable")
+        rows = idx[order]
+        c = code[rows]
+        g, d = g_of_code[c], c % 2
+        v = value[rows].astype(np.int64)
+        starts = np.r_[True, c[1:] != c[:-1]]
+        carried = st["last_" + kind + "_seq"][g, d]
+        prev = np.empty_like(v)
+        prev[1:] = v[:-1]
+        prev[starts] = carried[starts]
+        repeat = (prev >= 0) & (v != prev)
+        ends = np.r_[c[1:] != c[:-1], True]
+        st["last_" + kind + "_seq"][g[ends], d[ends]] = v[ends]
+        if repeat.any():
+            r = rows[repeat]
+            if kind == "syn":
+                letter = np.where(ack[r], ord("H"), ord("S"))
+            else:
+                letter = np.full(len(r), ord("F" if kind == "fin" else "R"))
+            letter = np.where(d[repeat] == 0, letter, letter + 32).astype(np.uint8)  # lower case
+            self._extra.append((g[repeat], frame[r], letter))
 
     def _link_icmp_errors(
         self,
@@ -677,12 +764,17 @@ class FlowBuilder:
         """(n, 16) left-aligned address bytes and their lengths for IP address codes."""
         texts = self.book.ip_texts
         uniq, inverse = np.unique(codes, return_inverse=True)
+        packed = [
+            socket.inet_pton(socket.AF_INET6 if ":" in t else socket.AF_INET, t)
+            for t in (texts[c] for c in uniq.tolist())
+        ]
+        lengths = np.array([len(p) for p in packed], dtype=np.int64)
         raw = np.zeros((len(uniq), 16), dtype=np.uint8)
-        lengths = np.zeros(len(uniq), dtype=np.int64)
-        for i, c in enumerate(uniq.tolist()):
-            packed = ipaddress.ip_address(texts[c]).packed
-            raw[i, : len(packed)] = np.frombuffer(packed, dtype=np.uint8)
-            lengths[i] = len(packed)
+        for width in (4, 16):
+            sel = np.flatnonzero(lengths == width)
+            if len(sel):
+                joined = b"".join(packed[i] for i in sel.tolist())
+                raw[sel, :width] = np.frombuffer(joined, dtype=np.uint8).reshape(-1, width)
         return raw[inverse.ravel()], lengths[inverse.ravel()]
 
     def finish(self) -> pd.DataFrame:
@@ -702,8 +794,8 @@ class FlowBuilder:
         proto = a("ip_proto").astype(np.int64)
 
         if n:
-            obytes, olen = self._address_bytes(orig_h)
-            rbytes, _ = self._address_bytes(resp_h)
+            both, both_len = self._address_bytes(np.concatenate([orig_h, resp_h]))
+            obytes, olen, rbytes = both[:n], both_len[:n], both[n:]
             cid = community_ids(proto, obytes, rbytes, olen, orig_p, resp_p, a("one_way"))
         else:
             cid = np.zeros(0, dtype=str)

@@ -20,6 +20,8 @@ and 1000th occurrence, as Zeek scales them. Not produced: C (bad checksum, not d
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 #: int32 frame sentinel for "never happened"
@@ -144,12 +146,14 @@ def endpoint_states(
     return terminal(o_open, fin0, rst0, fin1), terminal(r_open, fin1, rst1, fin0)
 
 
+_RSTOS0_HISTORY = re.compile(r"\^?S[^HAFGIQ]*R.*")
+
+
 def _history_matches_rstos0(history: np.ndarray) -> np.ndarray:
     """Zeek's /\\^?S[^HAFGIQ]*R.*/ (whole-string match) on an array of histories."""
-    import re
-
-    pattern = re.compile(r"\^?S[^HAFGIQ]*R.*")
-    return np.array([pattern.fullmatch(h) is not None for h in history.tolist()], dtype=bool)
+    return np.array(
+        [_RSTOS0_HISTORY.fullmatch(h) is not None for h in history.tolist()], dtype=bool
+    )
 
 
 def conn_states(

@@ -94,9 +94,6 @@ PLAN_COLUMNS: dict[str, str] = {
     "q_ip_id": "uint16",
 }
 
-BROADCAST_MAC = b"\xff\xff\xff\xff\xff\xff"
-
-
 @dataclass
 class HostTable:
     """Addresses of every host a scenario uses; plans refer to hosts by row index."""

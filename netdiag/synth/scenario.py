@@ -204,7 +204,6 @@ def _seg_excl_cumsum(x: np.ndarray, first: np.ndarray) -> np.ndarray:
 def _tcp_connections(
     rng: np.random.Generator,
     n_conns: int,
-    hosts: HostTable,
     roles: _Roles,
     t_start: int,
     duration: int,
@@ -612,7 +611,7 @@ def generate_traffic(
     duration = max(packets * 1_000_000_000 // PACKETS_PER_SECOND, 10_000 * MS)
     t_start = BASE_TS_NS + epoch * (duration + 10_000 * MS)
     tcp, conns, tracer_syns = _tcp_connections(
-        rng, n_conns, hosts, roles, t_start, duration, epoch, small, block
+        rng, n_conns, roles, t_start, duration, epoch, small, block
     )
     hop = tracer_syns["ttl"].astype(np.int64) - 1  # the hop where the TTL ran out
     parts = [

@@ -19,9 +19,8 @@ Evidence
 --------
 Client side: syn-to-vip, syn-ack-from-rip, rst-from-client. Director side: syn-to-vip and
 syn-forwarded-to-rip (same ISN), with no SYN-ACK back. From the director's capture alone the
-confidence is low (a real server that does not answer at all looks the same); the client's view or
-the facts raise it. With facts: the real server's default route, which does not point at the
-director.
+message warns that a real server that does not answer at all looks the same. With facts: the real
+server's default route, which does not point at the director (high confidence).
 
 Remediation
 -----------
@@ -201,12 +200,7 @@ class ReplyBypassesNat(Rule):
                 )
         kinds = entry["kinds"]
         facts_used, route_text, dip = self._facts(ctx, rip, vip)
-        if "client" in kinds and route_text:
-            confidence = "high"
-        elif "client" in kinds or route_text:
-            confidence = "medium"
-        else:
-            confidence = "low"
+        confidence = "high" if route_text else "medium"
         sports = sorted(entry["sports"])
         if len(sports) > 20:
             sports = sports[:20]

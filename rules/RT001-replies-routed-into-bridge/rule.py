@@ -99,6 +99,7 @@ class RepliesRoutedIntoBridge(Rule):
                 "peer": src[request],
                 "host": dst[request],
                 "if_in": iface[request],
+                "proto": proto[request],
             }
         )
         if req.empty:
@@ -148,8 +149,8 @@ class RepliesRoutedIntoBridge(Rule):
         requests = req[(req.peer == pair.peer) & (req.host == pair.host)]
         table = pd.concat(
             [
-                requests[["row"]]
-                .head(3)
+                pd.concat([requests.drop_duplicates("proto"), requests.head(3)])
+                .drop_duplicates("row")[["row"]]
                 .assign(role="request-in", note=f"request from {peer} arrives on {in_name}"),
                 wrong_arp[["row"]]
                 .head(4)

@@ -11,6 +11,7 @@ are discarded by the same check.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from netdiag.addressbook import AddressBook
 from netdiag.capture.schema import PacketChunk
@@ -92,6 +93,50 @@ class Frames:
         return self.start[idx] + self.end[idx]
 
 
+Mask = np.ndarray | None  # a per-row condition; None means "true for every row"
+
+
+def both(*masks: Mask) -> Mask:
+    """The conjunction of row conditions, None when all of them are None."""
+    out: Mask = None
+    for mask in masks:
+        if mask is not None:
+            out = mask if out is None else out & mask
+    return out
+
+
+class Room:
+    """Bytes each row has from a header's start to its usable end.
+
+    ``has(width)`` is the per-row condition "the field ending ``width`` bytes in was captured",
+    or None when every row has it: the common case of complete headers then costs a scalar
+    comparison per field instead of an array pass.
+    """
+
+    def __init__(self, base: np.ndarray, lim: np.ndarray) -> None:
+        self.left = lim - base
+        self.least = int(self.left.min()) if len(self.left) else 0
+
+    def has(self, width: int) -> Mask:
+        return None if width <= self.least else self.left >= width
+
+
+def _interned(values: np.ndarray, ok: Mask, intern) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Codes of ``values`` (-1 where not ok), interning each distinct value only once.
+
+    pandas' hash factorization finds the distinct values in one pass; the AddressBook then only
+    sees the (few) distinct ones.
+    """
+    present = values if ok is None else values[ok]
+    inverse, uniques = pd.factorize(present, sort=False)
+    codes = intern(np.asarray(uniques))[inverse]
+    if ok is None:
+        return codes
+    out = np.full(len(values), -1, dtype=np.int32)
+    out[ok] = codes
+    return out
+
+
 class DecodeState:
     """Per-row decoding progress handed from one layer to the next, plus the chunk being filled."""
 
@@ -112,28 +157,33 @@ class DecodeState:
         self.payload_off = np.full(n, _ABSENT, dtype=np.int64)
         self._error_codes: dict[str, int] = {}
 
-    def put(self, column: str, idx: np.ndarray, values: np.ndarray, ok: np.ndarray) -> None:
+    def put(self, column: str, idx: np.ndarray, values: np.ndarray, ok: Mask = None) -> None:
         """Store ``values`` into ``column`` for the rows of ``idx`` where ``ok``."""
         col = self.chunk[column]
-        if ok.all():
+        if ok is None:
             col[idx] = values
         else:
             col[idx[ok]] = values[ok]
 
-    def put_ip4(self, column: str, idx: np.ndarray, values: np.ndarray, ok: np.ndarray) -> None:
-        self.chunk[column][idx] = np.where(
-            ok, self.book.intern_ip4(values.astype(np.uint32), ok), self.chunk[column][idx]
-        )
+    def put_ip4(self, column: str, idx: np.ndarray, values: np.ndarray, ok: Mask = None) -> None:
+        codes = _interned(values.astype(np.uint32), ok, self.book.intern_ip4)
+        self._put_codes(column, idx, codes, ok)
 
-    def put_ip6(self, column: str, idx: np.ndarray, raw16: np.ndarray, ok: np.ndarray) -> None:
-        self.chunk[column][idx] = np.where(
-            ok, self.book.intern_ip6(raw16, ok), self.chunk[column][idx]
-        )
+    def put_ip6(self, column: str, idx: np.ndarray, raw16: np.ndarray, ok: Mask = None) -> None:
+        # 16-byte keys are rare enough (IPv6 rows only) for the book's own interning
+        codes = self.book.intern_ip6(raw16, ok)
+        self._put_codes(column, idx, codes, ok)
 
-    def put_mac(self, column: str, idx: np.ndarray, values: np.ndarray, ok: np.ndarray) -> None:
-        self.chunk[column][idx] = np.where(
-            ok, self.book.intern_mac(values, ok), self.chunk[column][idx]
-        )
+    def put_mac(self, column: str, idx: np.ndarray, values: np.ndarray, ok: Mask = None) -> None:
+        codes = _interned(values, ok, self.book.intern_mac)
+        self._put_codes(column, idx, codes, ok)
+
+    def _put_codes(self, column: str, idx: np.ndarray, codes: np.ndarray, ok: Mask) -> None:
+        col = self.chunk[column]
+        if ok is None:
+            col[idx] = codes
+        else:
+            col[idx[ok]] = codes[ok]
 
     def fail(self, idx: np.ndarray, reason: str) -> None:
         """Record why rows ``idx`` stop decoding; the first reason given to a row is kept."""

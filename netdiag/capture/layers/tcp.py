@@ -23,20 +23,22 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     st.put("dport", idx, fr.u16(base + 2), base + 4 <= lim)
     # 0 = "a TCP header without the option", for every segment that has any TCP bytes
     st.chunk["tcp_sack_perm"][idx[st.ip_end[idx] > st.l4_off[idx]]] = 0
-    # Like Wireshark, nothing after the ports is trusted unless the fixed header is there.
+    # Like Wireshark, nothing after the ports is trusted unless everything up to the window
+    # (the fields it reads before showing any) was captured.
     fixed = base + TCP_HEADER_LEN <= lim
     st.fail(idx[~fixed], "truncated TCP header")
-    st.put("tcp_seq", idx, fr.u32(base + 4), fixed)
-    st.put("tcp_ack", idx, fr.u32(base + 8), fixed)
+    through_window = base + 16 <= lim
+    st.put("tcp_seq", idx, fr.u32(base + 4), through_window)
+    st.put("tcp_ack", idx, fr.u32(base + 8), through_window)
     header_len = (fr.u8(base + 12) >> 4) * 4
-    sane = fixed & (header_len >= TCP_HEADER_LEN)
-    st.fail(idx[fixed & ~sane], "bad TCP header length")
+    sane = through_window & (header_len >= TCP_HEADER_LEN)
+    st.fail(idx[through_window & ~sane], "bad TCP header length")
     st.put("tcp_flags", idx, fr.u16(base + 12) & 0x0FFF, sane)
     st.put("tcp_win", idx, fr.u16(base + 14), sane)
     ip_end = fr.start[idx] + st.ip_end[idx]
     payload_len = ip_end - base - header_len
     st.put("tcp_len", idx, payload_len, sane & (st.ip_end[idx] >= 0) & (payload_len >= 0))
-    fixed = sane
+    fixed &= sane
     whole = fixed & (base + header_len <= lim)
     st.fail(idx[fixed & ~whole], "truncated TCP options")
     st.payload_off[idx] = np.where(whole, st.l4_off[idx] + header_len, -1)

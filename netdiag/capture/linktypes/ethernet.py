@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from netdiag.capture.layers.frames import DecodeState, Frames
+from netdiag.capture.layers.frames import DecodeState, Frames, Room
 
 ETH_HEADER_LEN = 14
 #: ethertypes of a VLAN tag: 802.1Q, 802.1ad, and the pre-standard QinQ value
@@ -24,14 +24,16 @@ _SNAP_LLC = 0xAAAA03  # DSAP AA, SSAP AA, control UI
 
 def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     base = fr.start[idx]
-    lim = fr.limit(idx)
-    st.put_mac("eth_dst", idx, fr.mac(base), base + 6 <= lim)
-    st.put_mac("eth_src", idx, fr.mac(base + 6), base + 12 <= lim)
-    has_type = base + ETH_HEADER_LEN <= lim
-    fr_idx = idx[has_type]
-    st.fail(idx[~has_type], "truncated Ethernet header")
-    ethertype = fr.u16(base[has_type] + 12)
-    walk_vlan_tags(fr, st, fr_idx, np.full(len(fr_idx), ETH_HEADER_LEN, dtype=np.int64), ethertype)
+    room = Room(base, fr.limit(idx))
+    # two 8-byte reads give both addresses (the low 16 bits belong to the next field)
+    st.put_mac("eth_dst", idx, fr.u64(base) >> np.uint64(16), room.has(6))
+    st.put_mac("eth_src", idx, fr.u64(base + 6) >> np.uint64(16), room.has(12))
+    has_type = room.has(ETH_HEADER_LEN)
+    if has_type is not None:
+        st.fail(idx[~has_type], "truncated Ethernet header")
+        idx, base = idx[has_type], base[has_type]
+    ethertype = fr.u16(base + 12)
+    walk_vlan_tags(fr, st, idx, np.full(len(idx), ETH_HEADER_LEN, dtype=np.int64), ethertype)
 
 
 def walk_vlan_tags(
@@ -52,7 +54,7 @@ def walk_vlan_tags(
     off = off.copy()
     ethertype = ethertype.copy()
     for depth in range(MAX_VLAN_TAGS):
-        tagged = np.isin(ethertype, VLAN_ETHERTYPES)
+        tagged = (ethertype == 0x8100) | (ethertype == 0x88A8) | (ethertype == 0x9100)
         if not tagged.any():
             break
         rows = np.flatnonzero(tagged)
@@ -64,8 +66,9 @@ def walk_vlan_tags(
         ethertype[rows] = np.where(fits, fr.u16(pos + 2), -1)
         off[rows] += 4
     # 802.3 length field followed by LLC/SNAP with the zero OUI: the ethertype follows
-    length_field = (ethertype >= 0) & (ethertype <= 1500)
+    length_field = ethertype <= 1500
     if length_field.any():
+        length_field &= ethertype >= 0
         rows = np.flatnonzero(length_field)
         pos = fr.start[idx[rows]] + off[rows]
         fits = pos + 8 <= fr.limit(idx[rows])
@@ -94,7 +97,7 @@ def walk_vlan_tags(
         off[rows] += 8
     # MPLS unicast / multicast: skip the label stack (bottom-of-stack bit ends it), then the
     # first nibble says IPv4 or IPv6, as Wireshark guesses it too
-    mpls = np.isin(ethertype, (ETHERTYPE_MPLS, ETHERTYPE_MPLS_MULTICAST))
+    mpls = (ethertype == ETHERTYPE_MPLS) | (ethertype == ETHERTYPE_MPLS_MULTICAST)
     if mpls.any():
         rows = np.flatnonzero(mpls)
         net[rows] = -1

@@ -47,7 +47,7 @@ def parse(text: str, file: str = "<text>", first_line: int = 1) -> Fragment:
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             reader.problem(0, f"not valid JSON: {exc}")
             return frag
         lines = json_key_lines(reader.lines, "mac")

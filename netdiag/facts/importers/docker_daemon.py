@@ -20,7 +20,7 @@ def parse(text: str, file: str = "<text>", first_line: int = 1) -> Fragment:
     frag = reader.fragment
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         reader.problem(0, f"not valid JSON: {exc}")
         return frag
     if not isinstance(data, dict):

@@ -190,7 +190,7 @@ def parse_json(reader: Reader, text: str) -> None:
     frag = reader.fragment
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         reader.problem(0, f"not valid JSON: {exc}")
         return
     if not isinstance(data, list):

@@ -51,6 +51,8 @@ HOST_LISTS: dict[str, tuple[type, str]] = {
     "ipsec": (IpsecConn, "ipsec"),
     "container_networks": (ContainerNetwork, "container_networks"),
 }
+#: a topology larger than this (aliases expanded) is refused: a "billion laughs" guard
+MAX_NODES = 200_000
 #: YAML keys that differ from the model's field names
 RENAMED = {"from": "from_"}
 
@@ -78,6 +80,8 @@ def load_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
     def walk(n: yaml.Node, path: Path_, line: int) -> None:
         # a mapping entry is cited at its key's line, a list item at its own first line
         lines[path] = line
+        if len(lines) > MAX_NODES:
+            raise yaml.YAMLError(f"more than {MAX_NODES} entries once aliases are expanded")
         if isinstance(n, yaml.MappingNode):
             for key, value in n.value:
                 walk(value, path + (str(key.value),), key.start_mark.line + 1)
@@ -105,6 +109,9 @@ def parse(text: str, file: str = "<text>", first_line: int = 1) -> Fragment:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         index = mark.line if mark is not None else 0
         reader.problem(index, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")
+        return frag
+    except RecursionError:
+        reader.problem(0, "not valid YAML: nested too deeply")
         return frag
     if data is None:
         return frag
@@ -177,7 +184,12 @@ def _validate(reader: Reader, data: Any, lines: dict[Path_, int]) -> set[Path_]:
         return set()
     validator = jsonschema.Draft202012Validator(schema())
     bad: set[Path_] = set()
-    for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
+    try:
+        errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
+    except (TypeError, RecursionError) as exc:  # e.g. a mapping whose keys are not text
+        reader.problem(0, f"topology cannot be validated: {exc}")
+        return {()}
+    for error in errors:
         path = tuple(str(p) for p in error.absolute_path)
         where = ".".join(path) or "(top level)"
         reader.problem(line_of(lines, path) - 1, f"{where}: {_short(error)}")
