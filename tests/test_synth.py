@@ -178,6 +178,27 @@ def test_tcpdump_refuses_mixed_link_types(captures) -> None:
     assert "different from the type of the first interface" in res.stderr
 
 
+@needs_tshark
+@pytest.mark.parametrize("layout", ["ether", "ether-ns-be", "sll2", "pcapng-be", "pcapng-mixed"])
+def test_timestamps_and_lengths_are_the_plans(captures, layout: str) -> None:
+    """Every record's timestamp (at the file's resolution) and length are the planned ones."""
+    path, _ = captures[layout]
+    traffic = generate_traffic(N_PACKETS, SEED)
+    point_layout, opts = LAYOUTS[layout]
+    plan = observe(traffic, CapturePoint(point_layout))
+    rows = _tshark_fields(path, ["frame.time_epoch", "frame.len"])
+    sec_frac = [r[0].split(".") for r in rows]
+    got_ns = np.array([int(a) * 10**9 + int(b.ljust(9, "0")) for a, b in sec_frac])
+    want_ns = plan["ts_ns"]
+    if point_layout in PCAPNG_INTERFACES:
+        res = np.array([spec[3] for spec in PCAPNG_INTERFACES[point_layout]])[plan["iface"]]
+        unit = 10 ** (9 - res)
+    else:
+        unit = np.where(opts.get("nanosecond", False), 1, 1000)
+    assert np.array_equal(got_ns, want_ns // unit * unit)
+    assert np.array_equal(np.array([int(r[1]) for r in rows]), pk.frame_lengths(plan))
+
+
 # --- ground truth against tshark's analysis -------------------------------------------------------
 
 

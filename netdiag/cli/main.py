@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from netdiag import __version__
-from netdiag.cli import analyze, flows, info, packets, rules
+from netdiag.cli import analyze, facts, flows, info, packets, rules
 
 app = typer.Typer(
     name="netdiag",
@@ -21,6 +21,7 @@ COMMANDS = {
     "info": info.info_command,
     "packets": packets.packets_command,
     "flows": flows.flows_command,
+    "facts": facts.facts_command,
     "analyze": analyze.analyze_command,
     "rules": rules.rules_command,
     "rule": rules.rule_command,

@@ -10,6 +10,7 @@ from netdiag.engine.context import AnalysisContext
 from netdiag.engine.finding import EVIDENCE_CAP, SEVERITY_RANK, Finding, fingerprint, sort_key
 from netdiag.engine.rule import INPUTS, Rule
 from netdiag.errors import NetdiagError
+from netdiag.render.wireshark_filter import any_of
 
 
 @dataclass
@@ -159,6 +160,8 @@ def merge_same_subject(findings: list[Finding]) -> list[Finding]:
                 first_ts=min((f.first_ts for f in group if f.first_ts), default=None),
                 last_ts=max((f.last_ts for f in group if f.last_ts), default=None),
                 facts_used=list(dict.fromkeys(u for f in group for u in f.facts_used)),
+                # each capture's evidence must stay selectable: the filters of all parts, or-ed
+                wireshark_filter=any_of(dict.fromkeys(f.wireshark_filter for f in group)),
                 fingerprint=fingerprint(code, subject, captures),
             )
         )

@@ -2,8 +2,8 @@
 
 Memory grows with the number of flows, never with packets: each chunk is reduced to per-flow
 aggregates with numpy (factorize, bincount, ufunc.at) and merged into per-flow state arrays that
-grow by doubling. Only the distinct flow keys of a chunk touch a Python dict (key -> flow id), so
-the Python work per chunk is proportional to its flows. Everything that depends on packet order
+grow geometrically (about 0.5 kB per flow). Only the distinct flow keys of a chunk touch a
+Python dict (key -> flow id), so the Python work per chunk is proportional to its flows. Everything that depends on packet order
 is carried across chunk boundaries: first occurrences merge by minimum frame number, TCP sequence
 tracking keeps per direction the last raw sequence number, its unwrapped value and the highest
 sequence end seen. Results are the same however the packets are split into chunks, as long as
@@ -158,7 +158,7 @@ def _rank_within(codes: np.ndarray) -> np.ndarray:
 
 
 class _State:
-    """Per-flow arrays that grow by doubling; 2-D arrays hold one column per direction."""
+    """Per-flow arrays that grow geometrically; 2-D arrays hold one column per direction."""
 
     SPEC: dict[str, tuple[str, int, int]] = {
         # name: (dtype, columns (0 = 1-D), fill)
@@ -227,10 +227,8 @@ class _State:
 
     def reserve(self, n_total: int) -> None:
         if n_total > self.cap:
-            cap = self.cap
-            while cap < n_total:
-                cap *= 2
-            self._grow(cap)
+            # grow by half: amortised constant cost, at most a third of the slots unused
+            self._grow(max(n_total, self.cap + self.cap // 2))
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
@@ -840,7 +838,7 @@ class FlowBuilder:
             err_text[i] = zeek.icmp_error_text(bool(v6[i]), int(types[i]), int(codes_[i]))
         err_frame = np.where(a("icmp_errors") > 0, a("icmp_err_frame"), -1)
 
-        proto_name = np.array([PROTO_NAMES.get(p, f"ip-{p}") for p in range(256)], dtype=object)[
+        proto_name = np.array([PROTO_NAMES.get(p, "other") for p in range(256)], dtype=object)[
             np.clip(proto, 0, 255)
         ]
         first_ts = np.where(pkts.sum(axis=1) > 0, a("min_ts"), -1)

@@ -38,7 +38,12 @@ PACKET_FLOW_COLUMNS: tuple[FlowColumn, ...] = (
 #: the flow table, in export order; timestamps are integer ns since the epoch, -1 = absent
 FLOW_COLUMNS: tuple[FlowColumn, ...] = (
     _f("flow_id", "int64", "int", "flow number, increasing in first-seen order from 0"),
-    _f("proto", "str", "str", "tcp, udp, icmp, icmp6, sctp, esp, ah, gre, ... or 'ip-<number>'"),
+    _f(
+        "proto",
+        "str",
+        "str",
+        "tcp, udp, icmp, icmp6, sctp, esp, ah, gre, ... or 'other' (see ip_proto)",
+    ),
     _f("ip_proto", "int16", "int", "IP protocol number (IPv6: upper-layer next header)"),
     _f("ip_version", "int8", "int", "4 or 6"),
     _f("orig_h", "category", "ip", "originator address (SYN sender; see docs of FlowBuilder)"),

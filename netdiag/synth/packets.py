@@ -94,6 +94,7 @@ PLAN_COLUMNS: dict[str, str] = {
     "q_ip_id": "uint16",
 }
 
+
 @dataclass
 class HostTable:
     """Addresses of every host a scenario uses; plans refer to hosts by row index."""

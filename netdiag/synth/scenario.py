@@ -26,11 +26,15 @@ packets (used by multi-capture tests).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from netdiag.synth import packets as pk
 from netdiag.synth.packets import HostTable, PayloadBlock
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Zeek conn_state for each TCP connection outcome the mix produces, by outcome code
 CONN_STATES = ("SF", "RSTO", "RSTR", "S0", "REJ")
@@ -79,7 +83,7 @@ class Traffic:
             out[f"kind_{name}"] = int(kinds[code])
         return out
 
-    def conns_frame(self):  # type: ignore[no-untyped-def]
+    def conns_frame(self) -> pd.DataFrame:
         """Ground truth per TCP connection as a pandas DataFrame with address texts."""
         import pandas as pd
 

@@ -109,24 +109,30 @@ facts_host lb lb "$out/facts/lb.txt"
 facts_host client client "$out/facts/client.txt"
 # the listener as the cloud console / API describes it (written, not captured)
 case $variant in
-    healthy-l7) layer=7; proto=http; lport=8080; keep=false; src="proxy 100.64.0.0/10 (100.64.0.2)";;
-    healthy-snat) layer=4; proto=tcp; lport=80; keep=false; src="load balancer address (SNAT)";;
-    *) layer=4; proto=tcp; lport=80; keep=true; src="client address (unchanged)";;
+    healthy-l7) layer=L7; proto=http; lport=8080; keep=false
+        note="a layer-7 listener: backends see the proxy 100.64.0.2 (100.64.0.0/10)";;
+    healthy-snat) layer=L4; proto=tcp; lport=80; keep=false
+        note="a layer-4 listener with SNAT: backends see the load balancer's address";;
+    *) layer=L4; proto=tcp; lport=80; keep=true
+        note="a layer-4 listener: backends see the client's own address";;
 esac
 cat >"$out/facts/lb-listener.yaml" <<YAML
-# load-balancer listener description (written for the emulated listener, not captured)
-load_balancer: lb-nda-hairpin
-address: $VIP
-listeners:
-  - port: $lport
-    protocol: $proto
-    layer: $layer
-    preserves_client_address: $keep
-    source_address_seen_by_backends: $src
-    scheduler: round-robin
-    backend_port: 80
-    backends:
-      - {name: backend1, address: $BE1, port: 80, weight: 100}
-      - {name: backend2, address: $BE2, port: 80, weight: 100}
+# load-balancer listener as the cloud console describes it (written for the emulated
+# listener, not captured), in netdiag's topology YAML (docs/facts-yaml.md); $note
+version: 1
+hosts:
+  lb:
+    services:
+      - vip: $VIP
+        port: $lport
+        protocol: $proto
+        layer: $layer
+        keeps_client_address: $keep
+        scheduler: rr
+        kind: cloud
+        name: lb-nda-hairpin-$lport
+        real_servers:
+          - {address: $BE1, port: 80, weight: 100}
+          - {address: $BE2, port: 80, weight: 100}
 YAML
 python3 "$here/a_samples.py" describe lb-hairpin "$variant" "$out"

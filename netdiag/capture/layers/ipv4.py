@@ -1,8 +1,8 @@
 """IPv4 header: addresses, lengths, fragments; hands the first fragment's payload to transport.
 
-Fields are read in the order Wireshark trusts them: a header length under 20 stops after the
+Fields are trusted in the order Wireshark trusts them: a header length under 20 stops after the
 version and length, a total length shorter than the header stops after the total length, and a
-total length of 0 (TCP segmentation offload on the capturing host) means "as captured".
+total length of 0 (segmentation offload on the capturing host) means "as long as the frame".
 An AH header is skipped to reach the protocol it protects; ``ip_proto`` stays 51 (the IPv4 field).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from netdiag.capture.layers.frames import DecodeState, Frames
+from netdiag.capture.layers.frames import DecodeState, Frames, Room, both
 
 IPPROTO_AH = 51
 
@@ -18,51 +18,68 @@ IPPROTO_AH = 51
 def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     off = st.l3_off[idx]
     base = fr.start[idx] + off
-    lim = fr.limit(idx)
-    vihl = fr.u8(base)
-    present = (base + 1 <= lim)
-    v4 = present & ((vihl >> 4) == 4)
-    st.fail(idx[~present], "truncated IPv4 header")
-    st.fail(idx[present & ~v4], "IPv4 ethertype with another IP version")
-    idx, off, base, lim, vihl = idx[v4], off[v4], base[v4], lim[v4], vihl[v4]
-    ihl = (vihl & 0x0F) * 4
+    room = Room(base, fr.limit(idx))
+    # three 4-byte reads hold everything but the addresses
+    word0 = fr.u32(base)  # version, header length, DSCP, total length
+    word1 = fr.u32(base + 4)  # identification, flags, fragment offset
+    word2 = fr.u32(base + 8)  # TTL, protocol, checksum
+    present = room.has(1)
+    v4 = (word0 >> 28) == 4
+    if present is not None:
+        st.fail(idx[~present], "truncated IPv4 header")
+        v4 &= present
+    if not v4.all():
+        st.fail(idx[~v4 & (present if present is not None else True)],
+                "IPv4 ethertype with another IP version")
+        idx, off, base, word0, word1, word2 = (
+            idx[v4], off[v4], base[v4], word0[v4], word1[v4], word2[v4]
+        )
+        room = Room(base, fr.limit(idx))
+    ihl = ((word0 >> 24) & 0x0F) * 4
+    total = word0 & 0xFFFF
     st.chunk["ip_version"][idx] = 4
     st.chunk["ip_hdr_len"][idx] = ihl
     sane_ihl = ihl >= 20
+    has_total = both(sane_ihl, room.has(4))
     st.fail(idx[~sane_ihl], "bad IPv4 header length")
-    total = fr.u16(base + 2)
-    has_total = sane_ihl & (base + 4 <= lim)
     st.put("ip_len", idx, total, has_total)
-    sane_total = has_total & ((total >= ihl) | (total == 0))
-    st.fail(idx[has_total & ~sane_total], "IPv4 total length shorter than its header")
-    go = sane_total
-    st.put("ip_id", idx, fr.u16(base + 4), go & (base + 6 <= lim))
-    flags_frag = fr.u16(base + 6)
-    has_ff = go & (base + 8 <= lim)
-    st.put("ip_flags", idx, flags_frag >> 13, has_ff)
-    frag_offset = (flags_frag & 0x1FFF) * 8
+    go = both(has_total, (total >= ihl) | (total == 0))
+    if go is not None and has_total is not None:
+        st.fail(idx[has_total & ~go], "IPv4 total length shorter than its header")
+    elif go is not None:
+        st.fail(idx[~go], "IPv4 total length shorter than its header")
+    st.put("ip_id", idx, word1 >> 16, both(go, room.has(6)))
+    has_ff = both(go, room.has(8))
+    st.put("ip_flags", idx, (word1 >> 13) & 0x7, has_ff)
+    frag_offset = (word1 & 0x1FFF) * 8
     st.put("ip_frag_offset", idx, frag_offset, has_ff)
-    st.put("ip_ttl", idx, fr.u8(base + 8), go & (base + 9 <= lim))
-    proto = fr.u8(base + 9)
-    st.put("ip_proto", idx, proto, go & (base + 10 <= lim))
-    st.put_ip4("ip_src", idx, fr.u32(base + 12), go & (base + 16 <= lim))
-    st.put_ip4("ip_dst", idx, fr.u32(base + 16), go & (base + 20 <= lim))
+    st.put("ip_ttl", idx, word2 >> 24, both(go, room.has(9)))
+    proto = (word2 >> 16) & 0xFF
+    st.put("ip_proto", idx, proto, both(go, room.has(10)))
+    st.put_ip4("ip_src", idx, fr.u32(base + 12), both(go, room.has(16)))
+    st.put_ip4("ip_dst", idx, fr.u32(base + 16), both(go, room.has(20)))
 
     # The datagram ends where its total length says (Ethernet padding is not payload), or
     # with the frame if that is shorter. A total length of 0 is an offloaded (TSO / BIG TCP)
     # segment: its length is the frame's, which ip_len then reports, like Wireshark.
     wire_end = fr.wire_end[idx]
-    ip_end = np.where(total == 0, wire_end, np.minimum(off + total, wire_end))
-    st.put("ip_len", idx, wire_end - off, has_total & (total == 0))
-    st.ip_end[idx] = np.where(go, ip_end, -1)
-    fr.end[idx] = np.where(go, np.minimum(fr.end[idx], ip_end), fr.end[idx])
-    lim = fr.limit(idx)
-    whole = go & (base + ihl <= lim)
-    st.fail(idx[go & ~whole], "truncated IPv4 header")
+    offloaded = total == 0
+    ip_end = np.minimum(off + total, wire_end)
+    if offloaded.any():
+        ip_end = np.where(offloaded, wire_end, ip_end)
+        st.put("ip_len", idx, wire_end - off, both(has_total, offloaded))
+    if go is not None:
+        idx, off, base, ihl, ip_end = idx[go], off[go], base[go], ihl[go], ip_end[go]
+        proto, frag_offset = proto[go], frag_offset[go]
+        has_ff = has_ff[go] if has_ff is not None else None
+    st.ip_end[idx] = ip_end
+    fr.end[idx] = np.minimum(fr.end[idx], ip_end)
+    whole = base + ihl <= fr.limit(idx)
+    st.fail(idx[~whole], "truncated IPv4 header")
 
-    payload = idx[whole]
-    st.payload_off[payload] = off[whole] + ihl[whole]
-    first = whole & has_ff & (frag_offset == 0)
+    st.payload_off[idx[whole]] = off[whole] + ihl[whole]
+    first = both(whole, has_ff, frag_offset == 0)
+    assert first is not None
     rows = idx[first]
     l4_off = off[first] + ihl[first]
     l4_proto = proto[first]

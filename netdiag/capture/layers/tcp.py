@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from netdiag.capture.layers.frames import DecodeState, Frames
+from netdiag.capture.layers.frames import DecodeState, Frames, Room, both
 
 TCP_HEADER_LEN = 20
 OPT_END, OPT_NOP, OPT_MSS, OPT_WSCALE, OPT_SACK_PERM, OPT_TIMESTAMP = 0, 1, 2, 3, 4, 8
@@ -18,37 +18,40 @@ MAX_OPTION_ROUNDS = 40
 
 def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     base = fr.start[idx] + st.l4_off[idx]
-    lim = fr.limit(idx)
-    st.put("sport", idx, fr.u16(base), base + 2 <= lim)
-    st.put("dport", idx, fr.u16(base + 2), base + 4 <= lim)
+    room = Room(base, fr.limit(idx))
+    ports = fr.u32(base)
+    st.put("sport", idx, ports >> 16, room.has(2))
+    st.put("dport", idx, ports & 0xFFFF, room.has(4))
     # 0 = "a TCP header without the option", for every segment that has any TCP bytes
     st.chunk["tcp_sack_perm"][idx[st.ip_end[idx] > st.l4_off[idx]]] = 0
     # Like Wireshark, nothing after the ports is trusted unless everything up to the window
     # (the fields it reads before showing any) was captured.
-    fixed = base + TCP_HEADER_LEN <= lim
-    st.fail(idx[~fixed], "truncated TCP header")
-    through_window = base + 16 <= lim
+    fixed = room.has(TCP_HEADER_LEN)
+    if fixed is not None:
+        st.fail(idx[~fixed], "truncated TCP header")
+    through_window = room.has(16)
     st.put("tcp_seq", idx, fr.u32(base + 4), through_window)
     st.put("tcp_ack", idx, fr.u32(base + 8), through_window)
-    header_len = (fr.u8(base + 12) >> 4) * 4
-    sane = through_window & (header_len >= TCP_HEADER_LEN)
-    st.fail(idx[through_window & ~sane], "bad TCP header length")
-    st.put("tcp_flags", idx, fr.u16(base + 12) & 0x0FFF, sane)
-    st.put("tcp_win", idx, fr.u16(base + 14), sane)
-    ip_end = fr.start[idx] + st.ip_end[idx]
-    payload_len = ip_end - base - header_len
+    word3 = fr.u32(base + 12)  # data offset, flags, window
+    header_len = (word3 >> 28) * 4
+    sane = both(through_window, header_len >= TCP_HEADER_LEN)
+    assert sane is not None
+    st.fail(idx[both(through_window, ~sane) if through_window is not None else ~sane],
+            "bad TCP header length")
+    st.put("tcp_flags", idx, (word3 >> 16) & 0x0FFF, sane)
+    st.put("tcp_win", idx, word3 & 0xFFFF, sane)
+    payload_len = fr.start[idx] + st.ip_end[idx] - base - header_len
     st.put("tcp_len", idx, payload_len, sane & (st.ip_end[idx] >= 0) & (payload_len >= 0))
-    fixed &= sane
-    whole = fixed & (base + header_len <= lim)
-    st.fail(idx[fixed & ~whole], "truncated TCP options")
+    whole = both(fixed, sane) & (header_len <= room.left)
+    st.fail(idx[both(fixed, sane) & ~whole], "truncated TCP options")
     st.payload_off[idx] = np.where(whole, st.l4_off[idx] + header_len, -1)
-    has_options = fixed & (header_len > TCP_HEADER_LEN)
+    has_options = both(fixed, sane) & (header_len > TCP_HEADER_LEN)
     _walk_options(
         fr,
         st,
         idx[has_options],
         base[has_options] + TCP_HEADER_LEN,
-        np.minimum(base + header_len, lim)[has_options],
+        base[has_options] + np.minimum(header_len[has_options], room.left[has_options]),
     )
 
 
