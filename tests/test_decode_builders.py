@@ -22,8 +22,13 @@ def ip6(text: str) -> bytes:
     return ipaddress.IPv6Address(text).packed
 
 
-def eth(payload: bytes, ethertype: int, vlans: tuple[tuple[int, int], ...] = (),
-        dst: bytes = MAC_B, src: bytes = MAC_A) -> bytes:
+def eth(
+    payload: bytes,
+    ethertype: int,
+    vlans: tuple[tuple[int, int], ...] = (),
+    dst: bytes = MAC_B,
+    src: bytes = MAC_A,
+) -> bytes:
     """Ethernet frame; ``vlans`` is a stack of (tag ethertype, vlan id), outermost first."""
     tags = b"".join(struct.pack("!HH", tpid, vid) for tpid, vid in vlans)
     if vlans:
@@ -37,18 +42,46 @@ def eth(payload: bytes, ethertype: int, vlans: tuple[tuple[int, int], ...] = (),
     return dst + src + struct.pack("!H", ethertype) + payload
 
 
-def ipv4(src: str, dst: str, proto: int, payload: bytes, *, ttl: int = 64, ident: int = 1,
-         flags: int = 2, frag_offset: int = 0, options: bytes = b"",
-         total_len: int | None = None) -> bytes:
+def ipv4(
+    src: str,
+    dst: str,
+    proto: int,
+    payload: bytes,
+    *,
+    ttl: int = 64,
+    ident: int = 1,
+    flags: int = 2,
+    frag_offset: int = 0,
+    options: bytes = b"",
+    total_len: int | None = None,
+) -> bytes:
     ihl = (20 + len(options)) // 4
     total = total_len if total_len is not None else 20 + len(options) + len(payload)
-    header = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, total, ident,
-                         (flags << 13) | (frag_offset // 8), ttl, proto, 0, ip4(src), ip4(dst))
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x40 | ihl,
+        0,
+        total,
+        ident,
+        (flags << 13) | (frag_offset // 8),
+        ttl,
+        proto,
+        0,
+        ip4(src),
+        ip4(dst),
+    )
     return header + options + payload
 
 
-def ipv6(src: str, dst: str, nh: int, payload: bytes, *, hlim: int = 64,
-         ext: tuple[tuple[int, bytes], ...] = ()) -> bytes:
+def ipv6(
+    src: str,
+    dst: str,
+    nh: int,
+    payload: bytes,
+    *,
+    hlim: int = 64,
+    ext: tuple[tuple[int, bytes], ...] = (),
+) -> bytes:
     """IPv6 packet; ``ext`` is a chain of (header type, header bytes without next header)."""
     body = b""
     first = ext[0][0] if ext else nh
@@ -68,8 +101,17 @@ def ext_fragment(offset: int, more: bool, ident: int) -> bytes:
     return struct.pack("!BHI", 0, offset | int(more), ident)
 
 
-def tcp(sport: int, dport: int, *, seq: int = 1000, ack: int = 0, flags: int = 0x002,
-        win: int = 65535, options: bytes = b"", payload: bytes = b"") -> bytes:
+def tcp(
+    sport: int,
+    dport: int,
+    *,
+    seq: int = 1000,
+    ack: int = 0,
+    flags: int = 0x002,
+    win: int = 65535,
+    options: bytes = b"",
+    payload: bytes = b"",
+) -> bytes:
     options += b"\x00" * (-len(options) % 4)
     doff = (20 + len(options)) // 4
     header = struct.pack("!HHIIHHHH", sport, dport, seq, ack, (doff << 12) | flags, win, 0, 0)
@@ -77,8 +119,13 @@ def tcp(sport: int, dport: int, *, seq: int = 1000, ack: int = 0, flags: int = 0
 
 
 def tcp_syn_options(mss: int = 1460, wscale: int = 7, tsval: int = 12345, tsecr: int = 0) -> bytes:
-    return (struct.pack("!BBH", 2, 4, mss) + b"\x04\x02" + struct.pack("!BBII", 8, 10, tsval, tsecr)
-            + b"\x01" + struct.pack("!BBB", 3, 3, wscale))
+    return (
+        struct.pack("!BBH", 2, 4, mss)
+        + b"\x04\x02"
+        + struct.pack("!BBII", 8, 10, tsval, tsecr)
+        + b"\x01"
+        + struct.pack("!BBB", 3, 3, wscale)
+    )
 
 
 def udp(sport: int, dport: int, payload: bytes = b"") -> bytes:
@@ -93,20 +140,36 @@ def arp(op: int, sha: bytes, spa: str, tha: bytes, tpa: str) -> bytes:
     return struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + sha + ip4(spa) + tha + ip4(tpa)
 
 
-def sll(payload: bytes, protocol: int, *, pkttype: int = 0, hatype: int = 1,
-        addr: bytes = MAC_A) -> bytes:
-    return struct.pack("!HHH", pkttype, hatype, len(addr)) + addr.ljust(8, b"\0")[:8] + \
-        struct.pack("!H", protocol) + payload
+def sll(
+    payload: bytes, protocol: int, *, pkttype: int = 0, hatype: int = 1, addr: bytes = MAC_A
+) -> bytes:
+    return (
+        struct.pack("!HHH", pkttype, hatype, len(addr))
+        + addr.ljust(8, b"\0")[:8]
+        + struct.pack("!H", protocol)
+        + payload
+    )
 
 
-def sll2(payload: bytes, protocol: int, *, ifindex: int = 3, pkttype: int = 0, hatype: int = 1,
-         addr: bytes = MAC_A) -> bytes:
-    return struct.pack("!HHIHBB", protocol, 0, ifindex, hatype, pkttype, len(addr)) + \
-        addr.ljust(8, b"\0")[:8] + payload
+def sll2(
+    payload: bytes,
+    protocol: int,
+    *,
+    ifindex: int = 3,
+    pkttype: int = 0,
+    hatype: int = 1,
+    addr: bytes = MAC_A,
+) -> bytes:
+    return (
+        struct.pack("!HHIHBB", protocol, 0, ifindex, hatype, pkttype, len(addr))
+        + addr.ljust(8, b"\0")[:8]
+        + payload
+    )
 
 
-def pcap_bytes(linktype: int, frames: list[bytes], *, snaplen: int = 65535,
-               fcs_bits: int = 0) -> bytes:
+def pcap_bytes(
+    linktype: int, frames: list[bytes], *, snaplen: int = 65535, fcs_bits: int = 0
+) -> bytes:
     """A little-endian microsecond pcap; frames longer than snaplen are cut (wirelen kept)."""
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype | fcs_bits)]
     for i, frame in enumerate(frames):
@@ -120,9 +183,15 @@ def write_pcap(path: Path, linktype: int, frames: list[bytes], **kwargs: int) ->
     return path
 
 
-def make_batch(frames: list[bytes], linktype: int = 1, *, caplens: list[int] | None = None,
-               ifaces: list[int] | None = None, interfaces: list[InterfaceInfo] | None = None,
-               gap: int = 5) -> tuple[RecordBatch, CaptureInfo]:
+def make_batch(
+    frames: list[bytes],
+    linktype: int = 1,
+    *,
+    caplens: list[int] | None = None,
+    ifaces: list[int] | None = None,
+    interfaces: list[InterfaceInfo] | None = None,
+    gap: int = 5,
+) -> tuple[RecordBatch, CaptureInfo]:
     """Records packed into one buffer with ``gap`` filler bytes between them (like headers)."""
     caplens = caplens if caplens is not None else [len(f) for f in frames]
     chunks, offsets, pos = [], [], 0
@@ -143,6 +212,9 @@ def make_batch(frames: list[bytes], linktype: int = 1, *, caplens: list[int] | N
         iface=np.array(ifaces if ifaces is not None else [0] * n, dtype=np.int16),
         first_frame=1,
     )
-    info = CaptureInfo(path="<test>", format="pcap",
-                       interfaces=interfaces or [InterfaceInfo(iface_id=0, linktype=linktype)])
+    info = CaptureInfo(
+        path="<test>",
+        format="pcap",
+        interfaces=interfaces or [InterfaceInfo(iface_id=0, linktype=linktype)],
+    )
     return batch, info

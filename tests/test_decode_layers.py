@@ -62,9 +62,18 @@ def test_chunk_has_every_schema_column_with_its_dtype() -> None:
 
 
 def test_qinq_tcp_syn_with_options() -> None:
-    frame = eth(ipv4(A4, B4, 6, tcp(40000, 443, seq=0xFFFFFFFE, flags=0x1C2,
-                                    options=tcp_syn_options(1400, 9, 777, 5)), ttl=3, ident=9),
-                0x0800, vlans=((0x88A8, 100), (0x8100, 200)))
+    frame = eth(
+        ipv4(
+            A4,
+            B4,
+            6,
+            tcp(40000, 443, seq=0xFFFFFFFE, flags=0x1C2, options=tcp_syn_options(1400, 9, 777, 5)),
+            ttl=3,
+            ident=9,
+        ),
+        0x0800,
+        vlans=((0x88A8, 100), (0x8100, 200)),
+    )
     c, book = decode([frame])
     assert (c["vlan"][0], c["vlan_inner"][0], c["ethertype"][0]) == (100, 200, 0x0800)
     assert book.mac_texts[c["eth_src"][0]] == "02:00:00:00:00:01"
@@ -79,8 +88,10 @@ def test_qinq_tcp_syn_with_options() -> None:
 
 
 def test_ipv4_options_and_fragments_only_first_fragment_has_ports() -> None:
-    first = eth(ipv4(A4, B4, 17, udp(1234, 53, b"a" * 64), flags=1, ident=5,
-                     options=bytes([1, 1, 1, 0])), 0x0800)
+    first = eth(
+        ipv4(A4, B4, 17, udp(1234, 53, b"a" * 64), flags=1, ident=5, options=bytes([1, 1, 1, 0])),
+        0x0800,
+    )
     later = eth(ipv4(A4, B4, 17, b"b" * 64, flags=0, ident=5, frag_offset=72), 0x0800)
     c, _ = decode([first, later])
     assert list(c["ip_hdr_len"]) == [24, 20]
@@ -91,8 +102,13 @@ def test_ipv4_options_and_fragments_only_first_fragment_has_ports() -> None:
 
 
 def test_ipv6_extension_chain_and_fragments() -> None:
-    chain = ipv6(A6, B6, 17, udp(7, 8, b"x" * 10),
-                 ext=((0, ext_options()), (43, bytes(7)), (60, ext_options(1))))
+    chain = ipv6(
+        A6,
+        B6,
+        17,
+        udp(7, 8, b"x" * 10),
+        ext=((0, ext_options()), (43, bytes(7)), (60, ext_options(1))),
+    )
     first = ipv6(A6, B6, 6, tcp(1, 2), ext=((44, ext_fragment(0, True, 0xFEEDF00D)),))
     later = ipv6(A6, B6, 6, b"z" * 16, ext=((44, ext_fragment(1232, False, 0xFEEDF00D)),))
     c, book = decode([eth(p, 0x86DD) for p in (chain, first, later)])
@@ -137,8 +153,10 @@ def test_icmp_errors_quote_the_offending_header() -> None:
 
 def test_icmpv6_packet_too_big_and_echo() -> None:
     inner = ipv6(A6, B6, 6, tcp(5, 6, seq=99))[:48]
-    frames = [ipv6("2001:db8::fe", A6, 58, icmp(2, 0, (1280).to_bytes(4, "big"), inner)),
-              ipv6(A6, B6, 58, icmp(128, 0, b"\x00\x2a\x00\x01"))]
+    frames = [
+        ipv6("2001:db8::fe", A6, 58, icmp(2, 0, (1280).to_bytes(4, "big"), inner)),
+        ipv6(A6, B6, 58, icmp(128, 0, b"\x00\x2a\x00\x01")),
+    ]
     c, book = decode([eth(f, 0x86DD) for f in frames])
     assert list(c["icmp_mtu"]) == [1280, -1]
     assert ip_text(book, c["icmp_inner_dst"][0]) == B6
@@ -147,8 +165,12 @@ def test_icmpv6_packet_too_big_and_echo() -> None:
 
 
 def test_ipsec_ike_and_nat_traversal() -> None:
-    ike = bytes.fromhex("8000000000000001") + bytes.fromhex("0000000000000002") + \
-        bytes([33, 0x20, 34, 8]) + bytes(8)
+    ike = (
+        bytes.fromhex("8000000000000001")
+        + bytes.fromhex("0000000000000002")
+        + bytes([33, 0x20, 34, 8])
+        + bytes(8)
+    )
     esp = (0x1001).to_bytes(4, "big") + (7).to_bytes(4, "big") + b"e" * 16
     frames = [
         ipv4(A4, B4, 50, esp),
@@ -169,8 +191,12 @@ def test_ipsec_ike_and_nat_traversal() -> None:
 def test_tunnels_are_recognised() -> None:
     inner = eth(ipv4("172.16.0.1", "172.16.0.2", 17, udp(1, 2)), 0x0800)
     frames = [
-        ipv4(A4, B4, 17, udp(50000, 4789, bytes([8, 0, 0, 0]) + (4242 << 8).to_bytes(4, "big")
-                             + inner)),
+        ipv4(
+            A4,
+            B4,
+            17,
+            udp(50000, 4789, bytes([8, 0, 0, 0]) + (4242 << 8).to_bytes(4, "big") + inner),
+        ),
         ipv4(A4, B4, 17, udp(50000, 6081, bytes(8) + inner)),
         ipv4(A4, B4, 47, bytes([0, 0, 8, 0]) + ipv4("1.1.1.1", "2.2.2.2", 17, udp(1, 2))),
         ipv4(A4, B4, 4, ipv4("1.1.1.1", "2.2.2.2", 17, udp(1, 2))),
@@ -222,18 +248,19 @@ def test_loopback_and_raw_link_types() -> None:
 def test_fcs_is_not_payload() -> None:
     frame = eth(ipv4(A4, B4, 6, tcp(1, 2, flags=0x18, payload=b"data")), 0x0800)
     plain, _ = decode([frame])
-    with_fcs, _ = decode([frame + b"\x01\x02\x03\x04"],
-                         interfaces=[InterfaceInfo(iface_id=0, linktype=1, fcs_len=4)])
+    with_fcs, _ = decode(
+        [frame + b"\x01\x02\x03\x04"], interfaces=[InterfaceInfo(iface_id=0, linktype=1, fcs_len=4)]
+    )
     for column in ("tcp_len", "payload_hash", "ip_len", "decode_error"):
         assert with_fcs[column][0] == plain[column][0], column
 
 
 def test_interfaces_with_different_link_types_and_names() -> None:
     v4 = ipv4(A4, B4, 17, udp(1, 2))
-    interfaces = [InterfaceInfo(0, 1, name="eth0"), InterfaceInfo(1, 276),
-                  InterfaceInfo(2, 281)]
-    c, book = decode([eth(v4, 0x0800), sll2(v4, 0x0800), b"\0" * 30], ifaces=[0, 1, 2],
-                     interfaces=interfaces)
+    interfaces = [InterfaceInfo(0, 1, name="eth0"), InterfaceInfo(1, 276), InterfaceInfo(2, 281)]
+    c, book = decode(
+        [eth(v4, 0x0800), sll2(v4, 0x0800), b"\0" * 30], ifaces=[0, 1, 2], interfaces=interfaces
+    )
     assert list(c["linktype"]) == [1, 276, 281]
     assert list(c["sport"]) == [1, 1, -1]
     assert book.texts[c["iface_name"][0]] == "eth0" and c["iface_name"][1] == -1
@@ -252,8 +279,11 @@ def test_unsupported_link_type_of_every_interface_is_a_capture_error(tmp_path: P
     [
         (eth(ipv4(A4, B4, 6, tcp(1, 2)), 0x0800), 20, "truncated IPv4 header"),
         (eth(ipv4(A4, B4, 6, tcp(1, 2)), 0x0800), 40, "truncated TCP header"),
-        (eth(ipv4(A4, B4, 6, tcp(1, 2, options=tcp_syn_options())), 0x0800), 60,
-         "truncated TCP options"),
+        (
+            eth(ipv4(A4, B4, 6, tcp(1, 2, options=tcp_syn_options())), 0x0800),
+            60,
+            "truncated TCP options",
+        ),
         (eth(ipv6(A6, B6, 17, udp(1, 2)), 0x86DD), 30, "truncated IPv6 header"),
         (eth(ipv4(A4, B4, 17, udp(1, 2)), 0x0800), 38, "truncated UDP header"),
         (eth(arp(1, MAC_A, A4, MAC_B, B4), 0x0806), 30, "truncated ARP packet"),
@@ -268,10 +298,21 @@ def test_cut_headers_become_decode_errors(frame: bytes, cut: int, reason: str) -
 
 
 SAMPLE_FRAMES = [
-    eth(ipv4(A4, B4, 6, tcp(1, 2, options=tcp_syn_options(), payload=b"hello")), 0x0800,
-        vlans=((0x8100, 3),)),
-    eth(ipv6(A6, B6, 58, icmp(1, 4, bytes(4), ipv6(B6, A6, 17, udp(5, 6))[:48]),
-             ext=((0, ext_options()),)), 0x86DD),
+    eth(
+        ipv4(A4, B4, 6, tcp(1, 2, options=tcp_syn_options(), payload=b"hello")),
+        0x0800,
+        vlans=((0x8100, 3),),
+    ),
+    eth(
+        ipv6(
+            A6,
+            B6,
+            58,
+            icmp(1, 4, bytes(4), ipv6(B6, A6, 17, udp(5, 6))[:48]),
+            ext=((0, ext_options()),),
+        ),
+        0x86DD,
+    ),
     eth(ipv4(A4, B4, 1, icmp(3, 4, b"\0\0\x05\xdc", ipv4(B4, A4, 6, tcp(9, 10))[:28])), 0x0800),
     eth(ipv4(A4, B4, 17, udp(4500, 4500, bytes(4) + bytes(28))), 0x0800),
     eth(arp(1, MAC_A, A4, MAC_B, B4), 0x0806),
@@ -299,8 +340,10 @@ def test_decoding_never_reads_past_the_captured_bytes(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.binary(min_size=0, max_size=90), min_size=1, max_size=6),
-       st.sampled_from([0, 1, 12, 101, 108, 113, 228, 229, 276]))
+@given(
+    st.lists(st.binary(min_size=0, max_size=90), min_size=1, max_size=6),
+    st.sampled_from([0, 1, 12, 101, 108, 113, 228, 229, 276]),
+)
 def test_random_bytes_never_raise(frames: list[bytes], linktype: int) -> None:
     chunk, _ = decode(frames, linktype)
     assert len(chunk["frame"]) == len(frames)
@@ -310,8 +353,9 @@ def test_payload_hash_pairs_one_packet_seen_at_two_points() -> None:
     payload = bytes(range(100))
     client = eth(ipv4(A4, B4, 6, tcp(1, 80, flags=0x18, payload=payload), ttl=64), 0x0800)
     # after a router and a NAT: other TTL, other source, other link layer, Ethernet padding
-    natted = sll(ipv4("198.51.100.7", B4, 6, tcp(30001, 80, flags=0x18, payload=payload),
-                      ttl=63), 0x0800)
+    natted = sll(
+        ipv4("198.51.100.7", B4, 6, tcp(30001, 80, flags=0x18, payload=payload), ttl=63), 0x0800
+    )
     other = eth(ipv4(A4, B4, 6, tcp(1, 80, flags=0x18, payload=payload[:63] + b"!")), 0x0800)
     tail_differs = eth(ipv4(A4, B4, 6, tcp(1, 80, payload=payload[:64] + b"?" * 36)), 0x0800)
     padded = eth(ipv4(A4, B4, 17, udp(1, 2, b"ab")), 0x0800) + bytes(12)
@@ -326,8 +370,11 @@ def test_payload_hash_pairs_one_packet_seen_at_two_points() -> None:
 
 
 def test_to_dataframe_shares_categories_and_keeps_absent_numbers(tmp_path: Path) -> None:
-    frames = [eth(ipv4(A4, B4, 17, udp(1, 2)), 0x0800), eth(ipv4(B4, A4, 17, udp(2, 1)), 0x0800),
-              eth(arp(1, MAC_A, A4, MAC_B, B4), 0x0806)]
+    frames = [
+        eth(ipv4(A4, B4, 17, udp(1, 2)), 0x0800),
+        eth(ipv4(B4, A4, 17, udp(2, 1)), 0x0800),
+        eth(arp(1, MAC_A, A4, MAC_B, B4), 0x0806),
+    ]
     path = write_pcap(tmp_path / "t.pcap", 1, frames)
     table = read_packets(str(path))
     df = table.df

@@ -113,3 +113,22 @@ def test_rules_lists_and_rule_documents() -> None:
         "References",
     ):
         assert f"\n{heading}\n" in out
+
+
+def test_facts_alone_audit_the_configuration() -> None:
+    facts = REPO / "samples" / "nat-gateway" / "faulty-ip-forward" / "facts"
+    if not facts.is_dir():
+        pytest.skip("nat-gateway samples not built")
+    code, out, _ = _run("analyze", "--facts", str(facts), "-f", "json")
+    assert code == 1
+    report = json.loads(out)
+    jsonschema.validate(report, SCHEMA)
+    assert report["captures"] == []
+    skipped = {s["code"]: s["reason"] for s in report["rules"]["skipped"]}
+    assert skipped["LB001"] == "no capture" and skipped["ARP001"] == "no capture with ARP"
+    assert [(f["code"], f["confidence"]) for f in report["findings"]] == [("NAT002", "low")]
+
+
+def test_missing_facts_path_is_an_input_error() -> None:
+    code, _, err = _run("analyze", "--facts", "/nonexistent/facts")
+    assert code == 2 and "/nonexistent/facts" in err

@@ -244,3 +244,30 @@ def test_unknown_code_is_a_usage_error() -> None:
 
 def test_parse_codes_splits_commas_and_upper_cases() -> None:
     assert parse_codes(["lb,ARP001", " rt "]) == ["LB", "ARP001", "RT"]
+
+
+def test_rules_are_packaged_as_netdiag_rules(tmp_path: Path) -> None:
+    """setup.py + pyproject.toml put every rule folder into the wheel as package netdiag_rules."""
+    import shutil
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    src = tmp_path / "src"  # a copy, so that setuptools' egg-info lands there, not in the checkout
+    src.mkdir()
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(repo / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "expected")
+    shutil.copytree(repo / "netdiag", src / "netdiag", ignore=ignore)
+    shutil.copytree(repo / "rules", src / "rules", ignore=ignore)
+    subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(tmp_path / "lib")],
+        cwd=src,
+        check=True,
+        capture_output=True,
+    )
+    shipped = tmp_path / "lib" / "netdiag_rules"
+    for code in discover():
+        folder = next(shipped.glob(f"{code}-*"))
+        assert (folder / "rule.py").is_file() and (folder / "cases.yaml").is_file()
+    assert discover(shipped).keys() == discover().keys()

@@ -442,3 +442,16 @@ def test_wide_chunk_key_path_gives_the_same_flows(monkeypatch) -> None:  # type:
     monkeypatch.setattr(builder_module, "_PAIR_CODE_LIMIT", 1)
     got = build_flows([make_chunk(book, packets)], book)
     pd.testing.assert_frame_equal(expected, got)
+
+
+def test_finish_leaves_the_builder_usable() -> None:
+    packets = random_traffic(11)
+    book = AddressBook()
+    whole = build_flows([make_chunk(book, packets)], book)
+    half = len(packets) // 2
+    builder = FlowBuilder(book)
+    builder.add(make_chunk(book, packets[:half]))
+    early = builder.finish()
+    builder.add(make_chunk(book, packets[half:], first_frame=half + 1))
+    pd.testing.assert_frame_equal(builder.finish(), whole)
+    assert len(early) <= len(whole)

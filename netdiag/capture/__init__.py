@@ -1,7 +1,7 @@
 """Capture reading and column-wise packet decoding: the packet table of the pipeline.
 
-    from netdiag.capture import iter_chunks, read_packets, to_dataframe
-    table = read_packets("trace.pcap")   # PacketTable(df, info, book)
+from netdiag.capture import iter_chunks, read_packets, to_dataframe
+table = read_packets("trace.pcap")   # PacketTable(df, info, book)
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,9 @@ from netdiag.capture.linktypes import is_supported, unsupported_reason
 from netdiag.capture.records import CaptureInfo
 from netdiag.capture.schema import PACKET_COLUMNS, PacketChunk, empty_chunk
 from netdiag.errors import CaptureError
+
+if TYPE_CHECKING:
+    from netdiag.capture.reader import Capture
 
 #: bytes of capture file read per batch: bounds the memory of one chunk (tens of MB)
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
@@ -34,6 +38,19 @@ def _check_linktypes(path: str, info: CaptureInfo) -> None:
         raise CaptureError(path, unsupported_reason(info.interfaces[0].linktype))
 
 
+def _decoded_batches(
+    path: str, capture: Capture, book: AddressBook, chunk_bytes: int
+) -> Iterator[PacketChunk]:
+    info = capture.info
+    _check_linktypes(path, info)
+    for batch in capture.batches(chunk_bytes):
+        _check_linktypes(path, info)  # pcapng interfaces are declared along the way
+        chunk = decode_batch(batch, info, book)
+        info.decode_errors += int(np.count_nonzero(chunk["decode_error"] >= 0))
+        yield chunk
+    _check_linktypes(path, info)
+
+
 def iter_decoded(
     path: str, book: AddressBook, chunk_bytes: int = DEFAULT_CHUNK_BYTES
 ) -> Iterator[tuple[PacketChunk, CaptureInfo]]:
@@ -41,14 +58,8 @@ def iter_decoded(
     from netdiag.capture.reader import open_capture  # the container readers' entry point
 
     with open_capture(path) as capture:
-        info = capture.info
-        _check_linktypes(path, info)
-        for batch in capture.batches(chunk_bytes):
-            _check_linktypes(path, info)
-            chunk = decode_batch(batch, info, book)
-            info.decode_errors += int(np.count_nonzero(chunk["decode_error"] >= 0))
-            yield chunk, info
-        _check_linktypes(path, info)
+        for chunk in _decoded_batches(path, capture, book, chunk_bytes):
+            yield chunk, capture.info
 
 
 def iter_chunks(
@@ -86,14 +97,10 @@ def read_packets(
     path: str, book: AddressBook | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES
 ) -> PacketTable:
     """Read and decode a whole capture into a ``PacketTable``."""
-    book = book if book is not None else AddressBook()
-    chunks: list[PacketChunk] = []
-    info: CaptureInfo | None = None
-    for chunk, info in iter_decoded(path, book, chunk_bytes):
-        chunks.append(chunk)
-    if info is None:
-        from netdiag.capture.reader import open_capture
+    from netdiag.capture.reader import open_capture
 
-        with open_capture(path) as capture:
-            info = capture.info
+    book = book if book is not None else AddressBook()
+    with open_capture(path) as capture:
+        chunks = list(_decoded_batches(path, capture, book, chunk_bytes))
+        info = capture.info
     return PacketTable(to_dataframe(chunks, book), info, book)

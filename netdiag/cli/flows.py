@@ -14,7 +14,7 @@ from netdiag.cli.common import (
     one_line_errors,
     output_stream,
 )
-from netdiag.export import TableWriter
+from netdiag.export import TableWriter, for_export
 from netdiag.timefmt import iso_ns
 
 FLOW_FORMATS = ("table", "csv", "json", "parquet")
@@ -84,6 +84,6 @@ def flows_command(
             out.write(render_table(flows))
         else:
             writer = TableWriter(out, fmt)
-            writer.write(flows)
+            writer.write(for_export(flows))
             writer.close()
     raise typer.Exit(EXIT_CLEAN)

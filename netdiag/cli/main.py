@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import typer
 
 from netdiag import __version__
@@ -17,7 +20,7 @@ app = typer.Typer(
 )
 
 #: subcommand name -> its module's command function (explicit, like every registry here)
-COMMANDS = {
+COMMANDS: dict[str, Callable[..., Any]] = {
     "info": info.info_command,
     "packets": packets.packets_command,
     "flows": flows.flows_command,

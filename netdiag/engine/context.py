@@ -107,7 +107,8 @@ class AnalysisContext:
 
         Probes (sender 0.0.0.0) claim nothing; packets whose sender MAC differs from the
         Ethernet source, or whose sender MAC/IP is zero, broadcast or multicast, are ignored (fuzzed
-        or relayed frames). Columns: row, frame, ts_ns, kind, ip (IP code), mac (MAC code),
+        or relayed frames). In `-i any` captures the capturing host's own outgoing ARP counts as
+        one claimant whatever interface (MAC) it left on. Columns: row, frame, ts_ns, kind, ip (IP code), mac (MAC code),
         eth_dst (MAC code), macs (distinct MACs claiming that IP).
         """
         return self._cached("arp_claims", index, lambda cap: _arp_claims(self.arp(index)))
@@ -412,5 +413,16 @@ def _arp_claims(arp: pd.DataFrame) -> pd.DataFrame:
             )[keep],
         }
     )
+    # an `-i any` capture sees its own host send ARP from several interfaces (eth0, docker0,
+    # veths) with one sender address: that is one claimant, not a conflict. Keep, per address,
+    # only the MAC the host uses most for it among its outgoing packets.
+    pkttype = arp["sll_pkttype"].to_numpy(dtype=np.int64)[keep] if "sll_pkttype" in arp else None
+    if pkttype is not None and (pkttype == 4).any():
+        outgoing = claims[pkttype == 4]
+        counts = outgoing.groupby(["ip", "mac"]).size().rename("n").reset_index()
+        main = counts.sort_values(["ip", "n"], ascending=[True, False]).drop_duplicates("ip")
+        own = set(zip(main.ip, main.mac, strict=True))
+        pairs = zip(claims.ip, claims.mac, strict=True)
+        claims = claims[(pkttype != 4) | np.array([k in own for k in pairs], dtype=bool)]
     claims["macs"] = claims.groupby("ip")["mac"].transform("nunique")
     return claims[claims["macs"] >= 2].sort_values(["ip", "ts_ns", "frame"]).reset_index(drop=True)

@@ -118,7 +118,7 @@ def _port_columns(
     icmp_code: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Ports of the flow key (ICMP: Community ID port equivalents), one-way flag, ports-needed."""
-    ported = np.isin(proto, _PORTED)
+    ported = (proto == 6) | (proto == 17) | (proto == 132)
     is_icmp = (proto == 1) | (proto == 58)
     sp = np.where(ported, sport, 0).astype(np.int64)
     dp = np.where(ported, dport, 0).astype(np.int64)
@@ -714,11 +714,14 @@ class FlowBuilder:
         err_flow: np.ndarray,
     ) -> None:
         """Link ICMP errors to the flow of the packet they quote (seen before the error)."""
-        mtype = chunk["icmp_type"][vi]
-        quoting = ((proto == 1) & np.isin(mtype, _ICMP4_QUOTING)) | (
-            (proto == 58) & np.isin(mtype, _ICMP6_QUOTING)
+        icmp = np.flatnonzero((proto == 1) | (proto == 58))
+        if len(icmp) == 0:
+            return
+        mtype = chunk["icmp_type"][vi[icmp]]
+        quoting = ((proto[icmp] == 1) & np.isin(mtype, _ICMP4_QUOTING)) | (
+            (proto[icmp] == 58) & np.isin(mtype, _ICMP6_QUOTING)
         )
-        e = np.flatnonzero(quoting)
+        e = icmp[quoting]
         if len(e) == 0:
             return
         rows = vi[e]
@@ -847,7 +850,7 @@ class FlowBuilder:
             "flow_id": np.arange(n, dtype=np.int64),
             "proto": proto_name,
             "ip_proto": proto.astype(np.int16),
-            "ip_version": a("ip_version").copy(),
+            "ip_version": a("ip_version"),
             "orig_h": self.book.categorical(orig_h, "ip"),
             "orig_p": orig_p.astype(np.int32),
             "resp_h": self.book.categorical(resp_h, "ip"),
@@ -856,38 +859,38 @@ class FlowBuilder:
             "first_ts_ns": first_ts,
             "last_ts_ns": last_ts,
             "duration_ns": last_ts - first_ts,
-            "first_frame": a("first_frame").copy(),
-            "last_frame": a("last_frame").copy(),
-            "orig_pkts": pkts[:, 0].copy(),
-            "resp_pkts": pkts[:, 1].copy(),
-            "orig_ip_bytes": a("ip_bytes")[:, 0].copy(),
-            "resp_ip_bytes": a("ip_bytes")[:, 1].copy(),
-            "orig_bytes": payload[:, 0].copy(),
-            "resp_bytes": payload[:, 1].copy(),
+            "first_frame": a("first_frame"),
+            "last_frame": a("last_frame"),
+            "orig_pkts": pkts[:, 0],
+            "resp_pkts": pkts[:, 1],
+            "orig_ip_bytes": a("ip_bytes")[:, 0],
+            "resp_ip_bytes": a("ip_bytes")[:, 1],
+            "orig_bytes": payload[:, 0],
+            "resp_bytes": payload[:, 1],
             "conn_state": conn_state,
             "history": history,
             "rtt_syn_synack_ns": rtt1,
             "rtt_synack_ack_ns": rtt2,
             "rtt_ns": rtt,
-            "retrans_orig": a("retrans")[:, 0].copy(),
-            "retrans_resp": a("retrans")[:, 1].copy(),
-            "syn_count": a("syn_count").copy(),
+            "retrans_orig": a("retrans")[:, 0],
+            "retrans_resp": a("retrans")[:, 1],
+            "syn_count": a("syn_count"),
             "fin_by": who("fin"),
             "rst_by": who("rst"),
-            "syn_isn_orig": a("isn")[:, 0].copy(),
-            "syn_isn_resp": a("isn")[:, 1].copy(),
-            "synack_ack": a("synack_ack").copy(),
-            "icmp_errors": a("icmp_errors").copy(),
+            "syn_isn_orig": a("isn")[:, 0],
+            "syn_isn_resp": a("isn")[:, 1],
+            "synack_ack": a("synack_ack"),
+            "icmp_errors": a("icmp_errors"),
             "first_icmp_error": err_text,
             "first_icmp_error_frame": err_frame,
-            "vlan": a("vlan").copy(),
-            "orig_iface": a("first_iface")[:, 0].copy(),
-            "resp_iface": a("first_iface")[:, 1].copy(),
-            "orig_ifindex": a("first_ifindex")[:, 0].copy(),
-            "resp_ifindex": a("first_ifindex")[:, 1].copy(),
-            "iface_mask": a("iface_mask").copy(),
+            "vlan": a("vlan"),
+            "orig_iface": a("first_iface")[:, 0],
+            "resp_iface": a("first_iface")[:, 1],
+            "orig_ifindex": a("first_ifindex")[:, 0],
+            "resp_ifindex": a("first_ifindex")[:, 1],
+            "iface_mask": a("iface_mask"),
         }
-        df = pd.DataFrame(columns)
+        df = pd.DataFrame(columns)  # copies the arrays: the table shares nothing with the state
         for c in FLOW_COLUMNS:
             if c.kind == "int" and str(df[c.name].dtype) != c.dtype:
                 df[c.name] = df[c.name].astype(np.dtype(c.dtype))

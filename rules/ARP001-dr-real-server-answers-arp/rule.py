@@ -56,6 +56,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from netdiag.engine import AnalysisContext, Finding, Rule
+from netdiag.engine.finding import Confidence, FactUsed
 from netdiag.render import wireshark_filter as wf
 
 _ROLE_BY_KIND = {
@@ -151,7 +152,7 @@ class DrRealServerAnswersArp(Rule):
         leak_macs = [str(macs_text[m]) for m in leakers]
         director_mac = str(macs_text[director]) if director is not None else None
         facts_used, fixes = self._facts_sysctls(ctx, vip, leak_macs)
-        confidence = "high" if (facts_vip and fixes) else "medium"
+        confidence: Confidence = "high" if (facts_vip and fixes) else "medium"
         message = (
             f"{len(leak_macs) + (director is not None)} MAC addresses claim the VIP {vip} in ARP: "
             + (f"the director {director_mac} and " if director_mac else "")
@@ -231,7 +232,8 @@ class DrRealServerAnswersArp(Rule):
         facts = ctx.facts
         if facts is None:
             return [], []
-        used, lines = [], []
+        used: list[FactUsed] = []
+        lines: list[str] = []
         for host in facts.hosts.values():
             ifaces = [i for i in host.interfaces.values() if i.mac and i.mac.lower() in leak_macs]
             if not ifaces:

@@ -55,7 +55,7 @@ import pandas as pd
 
 from netdiag.capture.schema import TCP_ACK, TCP_RST, TCP_SYN
 from netdiag.engine import AnalysisContext, Finding, Rule
-from netdiag.engine.finding import EVIDENCE_CAP
+from netdiag.engine.finding import EVIDENCE_CAP, Confidence
 from netdiag.render import wireshark_filter as wf
 
 
@@ -189,7 +189,7 @@ class L4Hairpin(Rule):
         )
 
         facts_used, listener = self._facts(ctx, b, v, vport)
-        confidence = "high" if listener else "medium"
+        confidence: Confidence = "high" if listener else "medium"
         outcome = []
         if reset_attempts:
             outcome.append(f"{reset_attempts} reset by {b} itself (SYN-ACK and RST over lo)")

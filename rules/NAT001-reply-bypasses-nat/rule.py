@@ -51,7 +51,7 @@ import pandas as pd
 
 from netdiag.capture.schema import TCP_ACK, TCP_RST, TCP_SYN
 from netdiag.engine import AnalysisContext, Evidence, Finding, Rule
-from netdiag.engine.finding import EVIDENCE_CAP
+from netdiag.engine.finding import EVIDENCE_CAP, Confidence
 from netdiag.render import wireshark_filter as wf
 
 _MOD = 2**32
@@ -200,7 +200,7 @@ class ReplyBypassesNat(Rule):
                 )
         kinds = entry["kinds"]
         facts_used, route_text, dip = self._facts(ctx, rip, vip)
-        confidence = "high" if route_text else "medium"
+        confidence: Confidence = "high" if route_text else "medium"
         sports = sorted(entry["sports"])
         if len(sports) > 20:
             sports = sports[:20]

@@ -47,7 +47,7 @@ import numpy as np
 
 from netdiag.capture.schema import TCP_ACK, TCP_SYN
 from netdiag.engine import AnalysisContext, Finding, Rule
-from netdiag.engine.finding import EVIDENCE_CAP
+from netdiag.engine.finding import EVIDENCE_CAP, Confidence
 from netdiag.render import wireshark_filter as wf
 
 _MOD = 2**32
@@ -193,7 +193,7 @@ class NatDeviceNotForwarding(Rule):
                     host_name = name
                     _host, why, used = fact_hosts[name]
                     break
-        confidence = "high" if host_name else "medium"
+        confidence: Confidence = "high" if host_name else "medium"
         n = len(attempts)
         message = (
             f"{n} connections to {addr}:{dport} arrived ({len(rows)} SYNs with retransmissions) and none "

@@ -53,6 +53,7 @@ import pandas as pd
 
 from netdiag.capture.schema import TCP_ACK, TCP_SYN
 from netdiag.engine import AnalysisContext, Finding, Rule
+from netdiag.engine.finding import Confidence
 from netdiag.render import wireshark_filter as wf
 
 BRIDGE_PREFIXES = ("docker", "br-", "cni", "virbr", "cbr", "lxcbr", "podman")
@@ -171,7 +172,7 @@ class RepliesRoutedIntoBridge(Rule):
 
         facts_used, route_text, bridge, gateway, uplink = self._facts(ctx, facts_host, peer)
         bridge = bridge or next((n for n in out_names if n.startswith(BRIDGE_PREFIXES)), "")
-        confidence = "high" if route_text else "medium"
+        confidence: Confidence = "high" if route_text else "medium"
         message = (
             f"{len(requests)} request{'s' if len(requests) != 1 else ''} from {peer} to {host} arrived on "
             f"{in_name} and none was answered there; "

@@ -52,7 +52,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from netdiag.engine import AnalysisContext, Finding, Rule
+from netdiag.engine import AnalysisContext, FactUsed, Finding, Rule
+from netdiag.facts.model import Host
 from netdiag.render import wireshark_filter as wf
 
 
@@ -158,7 +159,9 @@ class ForwardingLoop(Rule):
         if facts is None:
             return [], ""
         for start in facts.hosts.values():
-            path, used, host = [], [], start
+            path: list[str] = []
+            used: list[FactUsed] = []
+            host: Host | None = start
             while host is not None and host.name not in path:
                 route = host.route_lookup(dst)
                 if route is None or not route.gateway or route.type != "unicast":

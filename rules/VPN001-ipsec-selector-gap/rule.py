@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from netdiag.engine import AnalysisContext, Finding, Rule
+from netdiag.engine.finding import Confidence
 from netdiag.render import wireshark_filter as wf
 
 TRACEROUTE_PORTS = (33434, 33534)
@@ -134,7 +135,7 @@ class IpsecSelectorGap(Rule):
         total = int(groups["passes"].sum() + (groups["te_row"] >= 0).sum())
 
         facts_used = []
-        confidence = "medium"
+        confidence: Confidence = "medium"
         selector = ""
         remediation = (
             f"Add {s}'s network to the local traffic selector of the IPsec connection that carries "

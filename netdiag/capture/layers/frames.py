@@ -17,6 +17,8 @@ from netdiag.addressbook import AddressBook
 from netdiag.capture.schema import PacketChunk
 
 _ABSENT = -1
+_BE = {1: "u1", 2: ">u2", 4: ">u4", 8: ">u8"}
+_TAIL = 16  # bytes of the buffer's end copied, zero-padded, for reads that run past it
 
 
 def _strided(data: np.ndarray, dtype: str, width: int) -> np.ndarray:
@@ -31,44 +33,47 @@ class Frames:
     def __init__(
         self, data: np.ndarray, start: np.ndarray, caplen: np.ndarray, wirelen: np.ndarray
     ) -> None:
-        # A short tail pad lets the multi-byte views reach the last bytes of the buffer; it is
-        # only a copy when the buffer is smaller than a field (tiny batches in tests).
-        if len(data) < 8:
-            data = np.concatenate([data, np.zeros(8, dtype=np.uint8)])
         self.data = np.ascontiguousarray(data, dtype=np.uint8)
         self.start = np.asarray(start, dtype=np.int64)
         self.end = np.asarray(caplen, dtype=np.int64).copy()  # record-relative usable end
         #: record-relative end of the frame as it was on the wire (what lengths are checked
         #: against, like Wireshark's "reported length"); narrowed by FCS and PPPoE lengths
         self.wire_end = np.asarray(wirelen, dtype=np.int64).copy()
-        self._u16 = _strided(self.data, ">u2", 2)
-        self._u32 = _strided(self.data, ">u4", 4)
-        self._u64 = _strided(self.data, ">u8", 8)
+        # Reads that run past the buffer's last byte (a wide read of a narrow field at the end
+        # of the last record, or a garbage offset) are served from a zero-padded copy of the
+        # buffer's tail, so every read stays in bounds and valid bytes keep their values.
+        self._tail_start = max(len(self.data) - _TAIL, 0)
+        tail = np.zeros(2 * _TAIL + 8, dtype=np.uint8)
+        tail[: len(self.data) - self._tail_start] = self.data[self._tail_start :]
+        self._views = {w: (_strided(self.data, _BE[w], w), _strided(tail, _BE[w], w)) for w in _BE}
 
     def __len__(self) -> int:
         return len(self.start)
 
     # --- reads at absolute positions (values of out-of-record positions are garbage) ---------
+    def _read(self, pos: np.ndarray, width: int) -> np.ndarray:
+        view, tail = self._views[width]
+        last = len(view) - 1
+        if len(pos) == 0 or (last >= 0 and pos.max() <= last):
+            return view[pos]
+        over = pos > last
+        out = view[np.where(over, max(last, 0), pos)] if last >= 0 else tail[np.zeros_like(pos)]
+        in_tail = np.clip(pos[over] - self._tail_start, 0, len(tail) - 1 - _TAIL)
+        out[over] = tail[in_tail]
+        return out
+
     def u8(self, pos: np.ndarray) -> np.ndarray:
-        return self.data[np.minimum(pos, len(self.data) - 1)].astype(np.int64)
+        return self._read(pos, 1).astype(np.int64)
 
     def u16(self, pos: np.ndarray) -> np.ndarray:
-        return self._u16[np.minimum(pos, len(self._u16) - 1)].astype(np.int64)
+        return self._read(pos, 2).astype(np.int64)
 
     def u32(self, pos: np.ndarray) -> np.ndarray:
-        return self._u32[np.minimum(pos, len(self._u32) - 1)].astype(np.int64)
+        return self._read(pos, 4).astype(np.int64)
 
     def u64(self, pos: np.ndarray) -> np.ndarray:
         """8 bytes big-endian as uint64; bytes past the buffer end read as zero."""
-        last = len(self._u64) - 1
-        out = self._u64[np.minimum(pos, last)].astype(np.uint64)
-        over = pos > last
-        if over.any():
-            tail = np.zeros(16, dtype=np.uint8)
-            tail[: min(8, len(self.data))] = self.data[-8:]
-            tail_view = _strided(tail, ">u8", 8)
-            out[over] = tail_view[np.clip(pos[over] - (len(self.data) - 8), 0, 8)]
-        return out
+        return self._read(pos, 8).astype(np.uint64)
 
     def mac(self, pos: np.ndarray) -> np.ndarray:
         """6 bytes big-endian as a uint64 (the AddressBook's MAC key)."""

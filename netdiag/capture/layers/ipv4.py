@@ -29,10 +29,17 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
         st.fail(idx[~present], "truncated IPv4 header")
         v4 &= present
     if not v4.all():
-        st.fail(idx[~v4 & (present if present is not None else True)],
-                "IPv4 ethertype with another IP version")
+        st.fail(
+            idx[~v4 & (present if present is not None else True)],
+            "IPv4 ethertype with another IP version",
+        )
         idx, off, base, word0, word1, word2 = (
-            idx[v4], off[v4], base[v4], word0[v4], word1[v4], word2[v4]
+            idx[v4],
+            off[v4],
+            base[v4],
+            word0[v4],
+            word1[v4],
+            word2[v4],
         )
         room = Room(base, fr.limit(idx))
     ihl = ((word0 >> 24) & 0x0F) * 4

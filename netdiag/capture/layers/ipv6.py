@@ -109,7 +109,9 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     st.put("ip_frag_offset", idx, walk.frag_offset, fragment)
     st.fail(idx[walk.too_deep], "too many IPv6 extension headers")
     later_fragment = walk.frag_offset > 0
-    st.fail(idx[~walk.complete & ~walk.too_deep & ~later_fragment], "truncated IPv6 extension header")
+    st.fail(
+        idx[~walk.complete & ~walk.too_deep & ~later_fragment], "truncated IPv6 extension header"
+    )
     st.payload_off[idx] = np.where(walk.complete | later_fragment, walk.pos - fr.start[idx], -1)
     rows = idx[walk.complete]
     st.l4_off[rows] = walk.pos[walk.complete] - fr.start[rows]

@@ -36,16 +36,19 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     header_len = (word3 >> 28) * 4
     sane = both(through_window, header_len >= TCP_HEADER_LEN)
     assert sane is not None
-    st.fail(idx[both(through_window, ~sane) if through_window is not None else ~sane],
-            "bad TCP header length")
+    st.fail(
+        idx[both(through_window, ~sane) if through_window is not None else ~sane],
+        "bad TCP header length",
+    )
     st.put("tcp_flags", idx, (word3 >> 16) & 0x0FFF, sane)
     st.put("tcp_win", idx, word3 & 0xFFFF, sane)
     payload_len = fr.start[idx] + st.ip_end[idx] - base - header_len
     st.put("tcp_len", idx, payload_len, sane & (st.ip_end[idx] >= 0) & (payload_len >= 0))
-    whole = both(fixed, sane) & (header_len <= room.left)
-    st.fail(idx[both(fixed, sane) & ~whole], "truncated TCP options")
+    usable = sane if fixed is None else fixed & sane
+    whole = usable & (header_len <= room.left)
+    st.fail(idx[usable & ~whole], "truncated TCP options")
     st.payload_off[idx] = np.where(whole, st.l4_off[idx] + header_len, -1)
-    has_options = both(fixed, sane) & (header_len > TCP_HEADER_LEN)
+    has_options = usable & (header_len > TCP_HEADER_LEN)
     _walk_options(
         fr,
         st,

@@ -73,7 +73,9 @@ def walk_vlan_tags(
         pos = fr.start[idx[rows]] + off[rows]
         fits = pos + 8 <= fr.limit(idx[rows])
         snap = fits & ((fr.u32(pos) >> 8) == _SNAP_LLC) & ((fr.u32(pos + 2) & 0xFFFFFF) == 0)
-        ethertype[rows] = np.where(snap, fr.u16(pos + 6), -1 if small_is_length else ethertype[rows])
+        ethertype[rows] = np.where(
+            snap, fr.u16(pos + 6), -1 if small_is_length else ethertype[rows]
+        )
         off[rows] += np.where(snap, 8, 0)
     st.chunk["ethertype"][idx] = ethertype
     net = np.where(ethertype > 1500, ethertype, -1)

@@ -25,4 +25,6 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     st.fail(idx[~whole], "truncated Linux cooked header")
     rows = idx[whole]
     protocol = fr.u16(base[whole] + 14)
-    walk_vlan_tags(fr, st, rows, np.full(len(rows), SLL_HEADER_LEN, dtype=np.int64), protocol, False)
+    walk_vlan_tags(
+        fr, st, rows, np.full(len(rows), SLL_HEADER_LEN, dtype=np.int64), protocol, False
+    )

@@ -27,4 +27,6 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     st.fail(idx[~whole], "truncated Linux cooked v2 header")
     rows = idx[whole]
     protocol = fr.u16(base[whole])
-    walk_vlan_tags(fr, st, rows, np.full(len(rows), SLL2_HEADER_LEN, dtype=np.int64), protocol, False)
+    walk_vlan_tags(
+        fr, st, rows, np.full(len(rows), SLL2_HEADER_LEN, dtype=np.int64), protocol, False
+    )
