@@ -22,7 +22,11 @@ from netdiag.capture.reader import open_capture  # noqa: E402
 from netdiag.capture.table import DEFAULT_CHUNK_BYTES  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
-DEFAULT_GLOBS = ("syn-ether-1000000-*.pcap", "syn-sll2-1000000-*.pcap", "syn-pcapng-1000000-*")
+DEFAULT_GLOBS = (
+    "syn-ether-1000000-*.pcap",
+    "syn-sll2-1000000-*.pcap",
+    "syn-pcapng-1000000-*.pcapng",
+)
 
 
 def measure(path: Path) -> str:

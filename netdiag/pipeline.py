@@ -25,6 +25,9 @@ Retention = Literal["all", "control", "none"]
 #: packets kept per flow from its start in "control" retention (handshake, first requests)
 FIRST_PACKETS_PER_FLOW = 8
 
+#: the columns the flow builder adds to each packet (see netdiag.flows.schema)
+FLOW_PACKET_COLUMNS = ("flow_id", "flow_dir", "flow_pkt_index", "icmp_err_flow_id")
+
 #: called after each chunk with (frames so far, bytes of the file read so far)
 ProgressCallback = Callable[[int, int], None]
 
@@ -69,22 +72,28 @@ def iter_flow_chunks(
     progress: ProgressCallback | None = None,
 ) -> Iterator[tuple[PacketChunk, CaptureInfo]]:
     """Decoded chunks of one capture, each passed through the flow builder (flow columns added)."""
-    from netdiag.capture.decode import decode_batch
-    from netdiag.capture.reader import open_capture
+    from netdiag.capture import iter_decoded
 
     frames = 0
     consumed = 0
-    with open_capture(path) as cap:
-        for batch in cap.batches():
-            chunk = decode_batch(batch, cap.info, book)
-            builder.add(chunk)  # type: ignore[attr-defined]
-            frames += len(batch)
-            consumed += int(batch.data.nbytes)
-            if progress is not None:
-                progress(frames, consumed)
-            yield chunk, cap.info
-        if frames == 0:
-            yield _empty_chunk_with_flow_columns(), cap.info
+    info: CaptureInfo | None = None
+    for chunk, info in iter_decoded(path, book):
+        builder.add(chunk)  # type: ignore[attr-defined]
+        n = len(chunk["frame"])
+        frames += n
+        consumed += int(chunk["caplen"].sum()) + 16 * n  # about the bytes read (record headers)
+        if progress is not None:
+            progress(frames, consumed)
+        yield chunk, info
+    if frames == 0:  # a capture without packets still has its facts
+        from netdiag.capture.reader import open_capture
+
+        if info is None:
+            with open_capture(path) as cap:
+                for _batch in cap.batches():
+                    pass
+                info = cap.info
+        yield _empty_chunk_with_flow_columns(), info
 
 
 def _empty_chunk_with_flow_columns() -> PacketChunk:
@@ -125,5 +134,8 @@ def load_capture(
             kept.append(chunk)
     assert info is not None  # iter_flow_chunks yields at least once, or raises
     flows = builder.finish()
-    packets = to_dataframe(kept or [_empty_chunk_with_flow_columns()], book)
+    kept = kept or [_empty_chunk_with_flow_columns()]
+    packets = to_dataframe(kept, book)
+    for column in FLOW_PACKET_COLUMNS:  # the decoder's table knows only the schema's columns
+        packets[column] = np.concatenate([chunk[column] for chunk in kept])
     return LoadedCapture(path, info, packets, flows, book, retention, dropped)

@@ -29,7 +29,7 @@ from test_decode_builders import (
 )
 
 from netdiag.addressbook import AddressBook
-from netdiag.capture import read_packets, to_dataframe
+from netdiag.capture import iter_chunks, read_packets, to_dataframe
 from netdiag.capture.decode import decode_batch
 from netdiag.capture.records import InterfaceInfo
 from netdiag.capture.schema import COLUMN_NAMES, PACKET_COLUMNS
@@ -388,3 +388,69 @@ def test_to_dataframe_shares_categories_and_keeps_absent_numbers(tmp_path: Path)
     assert (table.info.packets, table.info.decode_errors) == (3, 0)
     chunk, book = decode(frames)
     assert to_dataframe([chunk, chunk], book).shape == (6, len(COLUMN_NAMES))
+
+
+def test_corpus_file_of_an_unsupported_link_type_is_refused_by_name() -> None:
+    from conftest import CORPUS
+
+    path = CORPUS / "td__brcm-tag.pcap"
+    if not path.exists():
+        pytest.skip("shared corpus not found")
+    with pytest.raises(CaptureError) as err:
+        list(iter_chunks(str(path), AddressBook()))
+    assert err.value.reason == "link type 281 (DSA_TAG_BRCM) is not supported"
+
+
+def test_packet_comments_become_text_codes() -> None:
+    batch, info = make_batch([eth(ipv4(A4, B4, 17, udp(1, 2)), 0x0800)] * 3)
+    batch.comments = {1: "first", 3: "third"}
+    book = AddressBook()
+    chunk = decode_batch(batch, info, book)
+    assert [None if c < 0 else book.texts[c] for c in chunk["comment"]] == ["first", None, "third"]
+
+
+def test_decoding_does_not_depend_on_batch_boundaries(tmp_path: Path) -> None:
+    frames = [f for f in SAMPLE_FRAMES for _ in range(40)]
+    path = write_pcap(tmp_path / "many.pcap", 1, frames)
+    whole = read_packets(str(path)).df
+    pieces = read_packets(str(path), chunk_bytes=700).df  # a few records per batch
+    assert len(whole) == len(pieces) == len(frames)
+    for column in COLUMN_NAMES:
+        assert whole[column].astype(object).tolist() == pieces[column].astype(object).tolist()
+
+
+def test_tshark_fallback_decodes_an_unsupported_link_type(tmp_path: Path, tshark: str) -> None:
+    ppp = b"\xff\x03\x00\x21"  # PPP in HDLC-like framing, protocol IPv4
+    frames = [
+        ppp + ipv4(A4, B4, 6, tcp(40000, 443, seq=77, flags=0x012, win=1000)),
+        ppp + ipv4(B4, A4, 1, icmp(3, 3, bytes(4), ipv4(A4, B4, 17, udp(5, 6))[:28])),
+    ]
+    path = write_pcap(tmp_path / "ppp.pcap", 9, frames)
+    with pytest.raises(CaptureError, match=r"link type 9 \(PPP\) is not supported"):
+        read_packets(str(path))
+    df = read_packets(str(path), tshark_fallback=True).df
+    assert df["ip_src"].astype(str).tolist() == [A4, B4]
+    assert df["ip_proto"].tolist() == [6, 1]
+    assert (df["sport"].tolist(), df["dport"].tolist()) == ([40000, -1], [443, -1])
+    assert (df["tcp_flags"][0], df["tcp_seq"][0], df["tcp_win"][0]) == (0x012, 77, 1000)
+    assert (df["icmp_type"][1], df["icmp_code"][1]) == (3, 3)
+    assert df["decode_error"].isna().all()
+
+
+def test_records_for_tshark_are_the_captured_bytes(tmp_path: Path) -> None:
+    from netdiag.capture.layers.frames import Frames
+    from netdiag.capture.linktypes.tshark import records_as_pcap
+
+    frames = [bytes(range(i, i + 30 + i)) for i in range(5)]
+    batch, _ = make_batch(frames, 9)
+    fr = Frames(batch.data, batch.offsets, batch.caplen, batch.wirelen)
+    rows = np.array([1, 3, 4])
+    path = tmp_path / "sub.pcap"
+    path.write_bytes(records_as_pcap(fr, rows, 9, batch.wirelen[rows]))
+    from netdiag.capture.reader import open_capture
+
+    with open_capture(str(path)) as cap:
+        (sub,) = list(cap.batches())
+        assert cap.info.interfaces[0].linktype == 9
+    got = [bytes(sub.data[o : o + c]) for o, c in zip(sub.offsets, sub.caplen, strict=True)]
+    assert got == [frames[i] for i in rows]

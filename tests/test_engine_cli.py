@@ -132,3 +132,18 @@ def test_facts_alone_audit_the_configuration() -> None:
 def test_missing_facts_path_is_an_input_error() -> None:
     code, _, err = _run("analyze", "--facts", "/nonexistent/facts")
     assert code == 2 and "/nonexistent/facts" in err
+
+
+def test_text_report_colours_only_on_request(samples: None) -> None:
+    import io
+
+    from netdiag.engine.analysis import analyze
+    from netdiag.render import RENDERERS
+
+    analysis = analyze([str(FAULTY)], select=["LB001"])
+    plain, coloured = io.StringIO(), io.StringIO()
+    RENDERERS["text"](analysis, plain, False)
+    RENDERERS["text"](analysis, coloured, True)
+    assert "\x1b[" not in plain.getvalue()
+    assert "\x1b[" in coloured.getvalue()
+    assert "LB001 error (medium confidence)" in plain.getvalue()

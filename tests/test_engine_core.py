@@ -271,3 +271,11 @@ def test_rules_are_packaged_as_netdiag_rules(tmp_path: Path) -> None:
         folder = next(shipped.glob(f"{code}-*"))
         assert (folder / "rule.py").is_file() and (folder / "cases.yaml").is_file()
     assert discover(shipped).keys() == discover().keys()
+
+
+def test_findings_doc_lists_every_rule() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "findings.md").read_text()
+    for code, rule in discover().items():
+        assert f"| {code} | {rule.name} | {rule.severity} |" in doc, (
+            f"docs/findings.md lacks {code}"
+        )

@@ -120,7 +120,7 @@ def _check_decisive(
     """The evidence shown must include the decisive frames of the sample's expected.yaml.
 
     The evidence is capped (10 frames) while a sample may list many decisive frames, so: when the
-    sample names this rule, its first decisive frame is shown and no decisive frame inside the
+    sample is about this rule alone, its first decisive frame is shown and no decisive frame inside the
     time span of the frames shown is skipped; otherwise some shown frame is decisive.
     """
     if not findings:
@@ -144,8 +144,9 @@ def _check_decisive(
         }
         if not shown or not decisive:
             continue
-        if code not in (spec.get("rules") or []):
-            # the sample is about another rule: the evidence must still be among its key frames
+        if (spec.get("rules") or []) != [code]:
+            # the sample is about another rule, or several whose decisive frames are not told
+            # apart: the evidence must still be among its key frames
             assert shown & decisive, f"no evidence frame is decisive in {truth}"
             continue
         assert min(decisive) in shown, f"first decisive frame {min(decisive)} of {truth} not shown"

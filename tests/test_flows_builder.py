@@ -455,3 +455,18 @@ def test_finish_leaves_the_builder_usable() -> None:
     builder.add(make_chunk(book, packets[half:], first_frame=half + 1))
     pd.testing.assert_frame_equal(builder.finish(), whole)
     assert len(early) <= len(whole)
+
+
+def test_flow_table_dtypes_follow_the_schema() -> None:
+    from netdiag.flows import FLOW_COLUMNS
+
+    book = AddressBook()
+    flows = build_flows([make_chunk(book, random_traffic(2))], book)
+    for column in FLOW_COLUMNS:
+        dtype = flows[column.name].dtype
+        if column.kind == "int":
+            assert dtype == np.dtype(column.dtype), column.name
+        elif column.kind == "ip":
+            assert isinstance(dtype, pd.CategoricalDtype), column.name
+        else:
+            assert pd.api.types.is_string_dtype(dtype), column.name

@@ -187,3 +187,26 @@ def test_new_syn_with_another_sequence_number_repeats_the_letter() -> None:
     assert row.history == "SrS"
     assert row.syn_count == 3
     assert _flows(packets, one_packet_chunks=True).iloc[0].history == "SrS"
+
+
+def test_history_strings_blockwise_equals_whole() -> None:
+    import numpy as np
+
+    from netdiag.flows import zeek
+
+    rng = np.random.default_rng(4)
+    n = 50
+    ev = np.full((n, zeek.N_SLOTS), zeek.NEVER, dtype=np.int32)
+    slots = zeek.HISTORY_SLOTS
+    for i in range(n):
+        chosen = rng.choice(slots, size=int(rng.integers(0, 6)), replace=False)
+        ev[i, chosen] = rng.integers(1, 1000, size=len(chosen))
+    flipped = rng.random(n) < 0.3
+    extra_flow = rng.integers(0, n, 20)
+    extra_frame = rng.integers(1, 1000, 20)
+    extra_char = np.full(20, ord("T"), np.uint8)
+    whole = zeek.history_strings(ev, flipped, extra_flow, extra_frame, extra_char)
+    blocks = zeek.history_strings(ev, flipped, extra_flow, extra_frame, extra_char, block=7)
+    assert whole.tolist() == blocks.tolist()
+    assert all(h.startswith(b"^") for h in whole[flipped].tolist())
+    assert sum(len(h) for h in whole) == (ev[:, slots] < zeek.NEVER).sum() + 20 + flipped.sum()

@@ -1,7 +1,13 @@
 """Capture reading and column-wise packet decoding: the packet table of the pipeline.
 
-from netdiag.capture import iter_chunks, read_packets, to_dataframe
-table = read_packets("trace.pcap")   # PacketTable(df, info, book)
+Usage::
+
+    from netdiag.capture import iter_chunks, read_packets, to_dataframe
+    table = read_packets("trace.pcap")  # PacketTable(df, info, book)
+    for chunk in iter_chunks("trace.pcap", book): ...  # dict of numpy arrays per batch
+    df = to_dataframe(chunks, book)  # schema column order, addresses as Categoricals
+
+``tshark_fallback=True`` (off by default) lets tshark dissect link types netdiag cannot.
 """
 
 from __future__ import annotations

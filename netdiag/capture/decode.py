@@ -14,7 +14,7 @@ import numpy as np
 from netdiag.addressbook import AddressBook
 from netdiag.capture.layers import NETWORK_DECODERS, TRANSPORT_DECODERS
 from netdiag.capture.layers.frames import DecodeState, Frames
-from netdiag.capture.linktypes import LINKTYPE_DECODERS, unsupported_reason
+from netdiag.capture.linktypes import LINKTYPE_DECODERS, tshark, unsupported_reason
 from netdiag.capture.records import CaptureInfo, RecordBatch
 from netdiag.capture.schema import PacketChunk, empty_chunk
 
@@ -24,8 +24,14 @@ _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 _HASH_SEED = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
-def decode_batch(batch: RecordBatch, info: CaptureInfo, book: AddressBook) -> PacketChunk:
-    """Decode the headers of every record of ``batch`` into one chunk of schema columns."""
+def decode_batch(
+    batch: RecordBatch, info: CaptureInfo, book: AddressBook, tshark_fallback: bool = False
+) -> PacketChunk:
+    """Decode the headers of every record of ``batch`` into one chunk of schema columns.
+
+    With ``tshark_fallback``, records of link types without a native decoder are dissected by
+    tshark (slow; see ``linktypes.tshark``) instead of being left with a decode_error.
+    """
     n = len(batch)
     chunk = empty_chunk(n)
     chunk["frame"][:] = batch.first_frame + np.arange(n, dtype=np.int64)
@@ -34,10 +40,11 @@ def decode_batch(batch: RecordBatch, info: CaptureInfo, book: AddressBook) -> Pa
     chunk["wirelen"][:] = batch.wirelen
     iface = np.asarray(batch.iface, dtype=np.int64)
     chunk["iface"][:] = iface
-    for frame, text in batch.comments.items():
-        row = frame - batch.first_frame
-        if 0 <= row < n:
-            chunk["comment"][row] = book.text_code(text)
+    if batch.comments:
+        rows = np.fromiter(batch.comments.keys(), dtype=np.int64) - batch.first_frame
+        texts = np.array(list(batch.comments.values()), dtype=object)
+        inside = (rows >= 0) & (rows < n)
+        chunk["comment"][rows[inside]] = book.intern_text(texts[inside])
     if n == 0:
         return chunk
 
@@ -63,10 +70,10 @@ def decode_batch(batch: RecordBatch, info: CaptureInfo, book: AddressBook) -> Pa
     for linktype in np.unique(row_linktype[known_iface]).tolist():
         rows = np.flatnonzero(row_linktype == linktype)
         decoder = LINKTYPE_DECODERS.get(linktype)
-        if decoder is None:
-            st.fail(rows, unsupported_reason(linktype))
-        else:
+        if decoder is not None:
             decoder(fr, st, rows)
+        elif not (tshark_fallback and tshark.decode(fr, st, rows, linktype)):
+            st.fail(rows, unsupported_reason(linktype))
 
     for ethertype, decoder in NETWORK_DECODERS.items():
         rows = np.flatnonzero(st.net == ethertype)

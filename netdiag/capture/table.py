@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,41 +33,52 @@ class PacketTable:
     book: AddressBook
 
 
-def _check_linktypes(path: str, info: CaptureInfo) -> None:
+def _check_linktypes(path: str, info: CaptureInfo, tshark_fallback: bool = False) -> None:
     """Refuse a capture none of whose interfaces netdiag can decode."""
+    if tshark_fallback and shutil.which("tshark"):
+        return
     if info.interfaces and not any(is_supported(i.linktype) for i in info.interfaces):
         raise CaptureError(path, unsupported_reason(info.interfaces[0].linktype))
 
 
 def _decoded_batches(
-    path: str, capture: Capture, book: AddressBook, chunk_bytes: int
+    path: str, capture: Capture, book: AddressBook, chunk_bytes: int, tshark_fallback: bool
 ) -> Iterator[PacketChunk]:
     info = capture.info
-    _check_linktypes(path, info)
+    _check_linktypes(path, info, tshark_fallback)
     for batch in capture.batches(chunk_bytes):
-        _check_linktypes(path, info)  # pcapng interfaces are declared along the way
-        chunk = decode_batch(batch, info, book)
+        _check_linktypes(path, info, tshark_fallback)  # pcapng declares interfaces as it goes
+        chunk = decode_batch(batch, info, book, tshark_fallback)
         info.decode_errors += int(np.count_nonzero(chunk["decode_error"] >= 0))
         yield chunk
-    _check_linktypes(path, info)
+    _check_linktypes(path, info, tshark_fallback)
 
 
 def iter_decoded(
-    path: str, book: AddressBook, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    path: str,
+    book: AddressBook,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    tshark_fallback: bool = False,
 ) -> Iterator[tuple[PacketChunk, CaptureInfo]]:
     """Decode ``path`` batch by batch, yielding each chunk with the capture facts so far."""
     from netdiag.capture.reader import open_capture  # the container readers' entry point
 
     with open_capture(path) as capture:
-        for chunk in _decoded_batches(path, capture, book, chunk_bytes):
+        for chunk in _decoded_batches(path, capture, book, chunk_bytes, tshark_fallback):
             yield chunk, capture.info
 
 
 def iter_chunks(
-    path: str, book: AddressBook, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    path: str,
+    book: AddressBook,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    tshark_fallback: bool = False,
 ) -> Iterator[PacketChunk]:
-    """Decoded chunks of ``path``, one per batch of the container reader."""
-    for chunk, _info in iter_decoded(path, book, chunk_bytes):
+    """Decoded chunks of ``path``, one per batch of the container reader.
+
+    ``tshark_fallback``: let tshark dissect link types without a native decoder (slow).
+    """
+    for chunk, _info in iter_decoded(path, book, chunk_bytes, tshark_fallback):
         yield chunk
 
 
@@ -94,13 +106,16 @@ def to_dataframe(chunks: PacketChunk | Iterable[PacketChunk], book: AddressBook)
 
 
 def read_packets(
-    path: str, book: AddressBook | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    path: str,
+    book: AddressBook | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    tshark_fallback: bool = False,
 ) -> PacketTable:
-    """Read and decode a whole capture into a ``PacketTable``."""
+    """Read and decode a whole capture into a ``PacketTable`` (see ``iter_chunks``)."""
     from netdiag.capture.reader import open_capture
 
     book = book if book is not None else AddressBook()
     with open_capture(path) as capture:
-        chunks = list(_decoded_batches(path, capture, book, chunk_bytes))
+        chunks = list(_decoded_batches(path, capture, book, chunk_bytes, tshark_fallback))
         info = capture.info
     return PacketTable(to_dataframe(chunks, book), info, book)

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from netdiag import __version__
-from netdiag.cli import analyze, facts, flows, info, packets, rules
+from netdiag.cli import analyze, facts, flows, info, packets, rules, scan
 
 app = typer.Typer(
     name="netdiag",
@@ -28,6 +28,8 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "analyze": analyze.analyze_command,
     "rules": rules.rules_command,
     "rule": rules.rule_command,
+    "scan": scan.scan_command,
+    "scan-report": scan.scan_report_command,
 }
 
 for _name, _command in COMMANDS.items():

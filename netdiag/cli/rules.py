@@ -18,9 +18,10 @@ def rule_listing(rules: dict[str, type[Rule]]) -> str:
     """One line per rule: code, severity, status, needs, title."""
     lines = [f"{'code':<8} {'severity':<8} {'status':<12} {'needs':<16} title"]
     for code, rule in rules.items():
-        needs = "+".join(sorted(rule.needs)) + (
-            "" if not rule.needs_any else " (" + "|".join(sorted(rule.needs_any)) + ")"
-        )
+        parts = ["+".join(sorted(rule.needs))] if rule.needs else []
+        if rule.needs_any:
+            parts.append("|".join(sorted(rule.needs_any)))
+        needs = " ".join(parts)
         lines.append(
             f"{code:<8} {rule.severity:<8} {rule.status:<12} {needs or '-':<16} {rule.title}"
         )

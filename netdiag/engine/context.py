@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 #: columns of the ARP table (a view of the ARP rows of a capture's packets)
 ARP_COLUMNS: tuple[str, ...] = ("frame", "ts_ns", "iface_name", "sll_pkttype", "eth_src", "eth_dst")
 ARP_COLUMNS += ("arp_op", "arp_sha", "arp_spa", "arp_tha", "arp_tpa", "decode_error")
+ARP_COLUMNS += ("iface", "sll_ifindex")
 
 #: ICMP types that quote the packet they are about (v4: unreachable, redirect, time exceeded,
 #: parameter problem; v6: unreachable, too big, time exceeded, parameter problem)
@@ -175,6 +176,7 @@ class AnalysisContext:
         if len(rows) == 0:
             return []
         capture = self.captures[index].path
+        rows = self._with_interface_names(index, rows)
         lines = summarize(rows, verbose=verbose)
         notes = [note] * len(rows) if isinstance(note, str) else list(note)
         frames = rows["frame"].to_numpy(dtype=np.int64)
@@ -183,6 +185,53 @@ class AnalysisContext:
             Evidence(capture, int(f), iso_ns(int(t)), s, role, str(n))
             for f, t, s, n in zip(frames, ts, lines, notes, strict=True)
         ]
+
+    def capture_host(self, index: int) -> Any:
+        """The facts' host that took capture ``index``, or None.
+
+        From the facts' capture bindings when they name the file, else the host owning the
+        source address of most outgoing packets (Linux cooked captures mark them).
+        """
+        key = ("capture_host", index)
+        if key in self._cache:
+            return self._cache[key]
+        host = None
+        if self.facts is not None:
+            binding = self.facts.capture_host(self.captures[index].path)
+            if binding is not None:
+                host = self.facts.hosts.get(binding.host)
+            packets = self.captures[index].packets
+            if host is None and "sll_pkttype" in packets.columns and len(packets):
+                out = packets.loc[packets["sll_pkttype"].to_numpy() == 4, "ip_src"]
+                for address in out.value_counts().index[:3]:
+                    owners = self.facts.owners(str(address))
+                    if owners:
+                        host = owners[0][0]
+                        break
+        self._cache[key] = host
+        return host
+
+    def _with_interface_names(self, index: int, rows: pd.DataFrame) -> pd.DataFrame:
+        """Rows whose interface name is unknown get it from the capturing host's ifindex table."""
+        if "sll_ifindex" not in rows.columns or self.facts is None:
+            return rows
+        names = rows["iface_name"].astype(object) if "iface_name" in rows.columns else None
+        known = names.notna().to_numpy() if names is not None else np.zeros(len(rows), dtype=bool)
+        if known.all():
+            return rows
+        host = self.capture_host(index)
+        if host is None:
+            return rows
+        ifindex = rows["sll_ifindex"].to_numpy()
+        filled = [
+            (str(n) if ok else (host.ifname(int(i)) or "")) if i >= 0 or ok else ""
+            for n, ok, i in zip(
+                names if names is not None else [None] * len(rows), known, ifindex, strict=True
+            )
+        ]
+        out = rows.copy()
+        out["iface_name"] = pd.Series(filled, index=rows.index, dtype=object)
+        return out
 
     @staticmethod
     def fact(source: Any) -> FactUsed | None:
@@ -371,6 +420,16 @@ def _tcp_control_table(cap: LoadedCapture) -> pd.DataFrame:
     )
 
 
+def rows_in(
+    left: pd.DataFrame, right: pd.DataFrame, on: list[str], right_on: list[str] | None = None
+) -> np.ndarray:
+    """For each row of ``left``: is its key (columns ``on``) among ``right``'s (``right_on``)?"""
+    keys = right[right_on or on].drop_duplicates()
+    keys.columns = on
+    hit = left[on].merge(keys, on=on, how="left", indicator=True)["_merge"] == "both"
+    return hit.to_numpy(dtype=bool)
+
+
 def _arp_claims(arp: pd.DataFrame) -> pd.DataFrame:
     columns = ["row", "frame", "ts_ns", "kind", "ip", "mac", "eth_dst", "macs"]
     if arp.empty:
@@ -421,8 +480,18 @@ def _arp_claims(arp: pd.DataFrame) -> pd.DataFrame:
         outgoing = claims[pkttype == 4]
         counts = outgoing.groupby(["ip", "mac"]).size().rename("n").reset_index()
         main = counts.sort_values(["ip", "n"], ascending=[True, False]).drop_duplicates("ip")
-        own = set(zip(main.ip, main.mac, strict=True))
-        pairs = zip(claims.ip, claims.mac, strict=True)
-        claims = claims[(pkttype != 4) | np.array([k in own for k in pairs], dtype=bool)]
+        claims = claims[(pkttype != 4) | rows_in(claims, main, ["ip", "mac"])]
+    # ARP is per link: two MACs claiming one address on different links (a host's docker0 and
+    # eth0 seen in one multi-interface capture) do not conflict. A conflict needs a link (capture
+    # interface) on which two MACs claim the address.
+    if "sll_ifindex" in arp and "iface" in arp:
+        ifindex = arp["sll_ifindex"].to_numpy(dtype=np.int64)[keep]
+        ifkey = np.where(
+            ifindex >= 0, ifindex, arp["iface"].to_numpy(dtype=np.int64)[keep] + 1_000_000
+        )
+        ifkey = ifkey[claims.index.to_numpy()]  # claims keeps the positions of its rows
+        per_link = claims.assign(link=ifkey).groupby(["ip", "link"])["mac"].nunique()
+        shared = set(per_link[per_link >= 2].index.get_level_values("ip"))
+        claims = claims[claims["ip"].isin(shared)]
     claims["macs"] = claims.groupby("ip")["mac"].transform("nunique")
     return claims[claims["macs"] >= 2].sort_values(["ip", "ts_ns", "frame"]).reset_index(drop=True)

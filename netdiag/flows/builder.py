@@ -39,7 +39,7 @@ import pandas as pd
 from netdiag.addressbook import AddressBook
 from netdiag.capture.schema import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, PacketChunk
 from netdiag.flows import zeek
-from netdiag.flows.communityid import community_ids, icmp_port_equivalents
+from netdiag.flows.communityid import community_id_bytes, icmp_port_equivalents
 from netdiag.flows.schema import FLOW_COLUMNS, PROTO_NAMES
 
 _NEVER = zeek.NEVER
@@ -797,9 +797,24 @@ class FlowBuilder:
         if n:
             both, both_len = self._address_bytes(np.concatenate([orig_h, resp_h]))
             obytes, olen, rbytes = both[:n], both_len[:n], both[n:]
-            cid = community_ids(proto, obytes, rbytes, olen, orig_p, resp_p, a("one_way"))
+            one_way = a("one_way")
+            block = 1 << 16  # bounded temporaries for big tables
+            cid = np.concatenate(
+                [
+                    community_id_bytes(
+                        proto[i : i + block],
+                        obytes[i : i + block],
+                        rbytes[i : i + block],
+                        olen[i : i + block],
+                        orig_p[i : i + block],
+                        resp_p[i : i + block],
+                        one_way[i : i + block],
+                    )
+                    for i in range(0, n, block)
+                ]
+            )
         else:
-            cid = np.zeros(0, dtype=str)
+            cid = np.zeros(0, dtype="S30")
 
         ev = a("ev")
         if self._extra:
@@ -855,7 +870,7 @@ class FlowBuilder:
             "orig_p": orig_p.astype(np.int32),
             "resp_h": self.book.categorical(resp_h, "ip"),
             "resp_p": resp_p.astype(np.int32),
-            "community_id": cid.astype(object),
+            "community_id": _text_column(cid),
             "first_ts_ns": first_ts,
             "last_ts_ns": last_ts,
             "duration_ns": last_ts - first_ts,
@@ -868,7 +883,7 @@ class FlowBuilder:
             "orig_bytes": payload[:, 0],
             "resp_bytes": payload[:, 1],
             "conn_state": conn_state,
-            "history": history,
+            "history": _text_column(history),
             "rtt_syn_synack_ns": rtt1,
             "rtt_synack_ack_ns": rtt2,
             "rtt_ns": rtt,
@@ -895,6 +910,16 @@ class FlowBuilder:
             if c.kind == "int" and str(df[c.name].dtype) != c.dtype:
                 df[c.name] = df[c.name].astype(np.dtype(c.dtype))
         return df[[c.name for c in FLOW_COLUMNS]]
+
+
+def _text_column(values: np.ndarray) -> object:
+    """ASCII bytes (numpy S<width>) as a pandas 'str' column, without a Python object per row."""
+    try:
+        import pyarrow as pa
+    except ImportError:  # pandas then stores str columns as objects anyway
+        return values.astype(str).astype(object)
+    arrow = pa.array(values, type=pa.binary()).cast(pa.string())
+    return pd.array(arrow, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
 def build_flows(chunks: Iterable[PacketChunk], book: AddressBook) -> pd.DataFrame:

@@ -75,7 +75,8 @@ def icmp_port_equivalents(
 
 
 def _base64_of_sha1(digests: np.ndarray) -> np.ndarray:
-    """(n, 20) uint8 digests -> (n,) base64 texts of 28 characters (one '=' of padding)."""
+    """(n, 20) uint8 digests -> (n,) "1:" + base64 (28 characters, one '=' of padding), as
+    fixed-width ASCII bytes (numpy S30)."""
     n = len(digests)
     padded = np.zeros((n, 21), dtype=np.uint8)
     padded[:, :20] = digests
@@ -84,12 +85,19 @@ def _base64_of_sha1(digests: np.ndarray) -> np.ndarray:
     sextets = np.stack(
         [(word >> 18) & 63, (word >> 12) & 63, (word >> 6) & 63, word & 63], axis=2
     ).reshape(n, 28)
-    chars = _B64_ALPHABET[sextets]
-    chars[:, 27] = ord("=")
-    return np.ascontiguousarray(chars).view("S28").ravel().astype(str)
+    text = np.empty((n, 30), dtype=np.uint8)
+    text[:, 0], text[:, 1] = ord("1"), ord(":")
+    text[:, 2:] = _B64_ALPHABET[sextets]
+    text[:, 29] = ord("=")
+    return text.view("S30").ravel()
 
 
-def community_ids(
+def community_ids(*args, **kwargs) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Community ID v1 texts ("1:<base64>") for n flows; see community_id_bytes."""
+    return community_id_bytes(*args, **kwargs).astype(str)
+
+
+def community_id_bytes(
     proto: np.ndarray,
     src: np.ndarray,
     dst: np.ndarray,
@@ -99,7 +107,7 @@ def community_ids(
     one_way: np.ndarray,
     seed: int = 0,
 ) -> np.ndarray:
-    """Community ID v1 texts ("1:<base64>") for n flows.
+    """Community ID v1 of n flows as 30-byte ASCII strings (numpy S30, b"1:<base64>").
 
     ``src``/``dst`` are (n, 16) uint8 address bytes, left-aligned (an IPv4 address uses the first
     4 bytes, the rest zero); ``addr_len`` is 4 or 16 per flow. ``sport``/``dport`` are the port or
@@ -109,9 +117,8 @@ def community_ids(
     """
     proto = np.asarray(proto, dtype=np.int64)
     n = len(proto)
-    out = np.empty(n, dtype=object)
     if n == 0:
-        return out.astype(str)
+        return np.zeros(0, dtype="S30")
     src = np.asarray(src, dtype=np.uint8).reshape(n, 16)
     dst = np.asarray(dst, dtype=np.uint8).reshape(n, 16)
     addr_len = np.asarray(addr_len, dtype=np.int64)
@@ -154,4 +161,4 @@ def community_ids(
             sha1 = hashlib.sha1
             joined = b"".join(sha1(raw[i : i + width]).digest() for i in range(0, len(raw), width))
             digests[sel] = np.frombuffer(joined, dtype=np.uint8).reshape(len(sel), 20)
-    return np.char.add("1:", _base64_of_sha1(digests))
+    return _base64_of_sha1(digests)

@@ -70,7 +70,7 @@ FLOW_COLUMNS: tuple[FlowColumn, ...] = (
         "rtt_ns", "int64", "int", "handshake RTT = sum of the two (tshark tcp.analysis.initial_rtt)"
     ),
     _f("retrans_orig", "int64", "int", "originator segments whose payload was all seen before"),
-    _f("retrans_resp", "int64", "int", "responder segments with payload already seen"),
+    _f("retrans_resp", "int64", "int", "responder segments whose payload was all seen before"),
     _f("syn_count", "int64", "int", "SYNs without ACK from the originator (>1: SYN retransmitted)"),
     _f("fin_by", "str", "str", "who sent a FIN: 'orig', 'resp', 'both' or ''"),
     _f("rst_by", "str", "str", "who sent a RST: 'orig', 'resp', 'both' or ''"),

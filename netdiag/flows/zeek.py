@@ -14,8 +14,11 @@ History letters (Zeek's meaning; upper case for the originator, lower case for t
 S SYN without ACK, H SYN+ACK, A pure ACK, D payload, F FIN, R RST, I FIN+RST, Q SYN with FIN or
 RST, T retransmitted payload, W zero window, ^ roles flipped (the first packet's sender is the
 responder). Each letter appears at its first occurrence; T and W appear again at the 10th, 100th
-and 1000th occurrence, as Zeek scales them. Not produced: C (bad checksum, not decoded), G
-(content gap), X, and Zeek's repeated S/F/R for a new sequence number.
+and 1000th occurrence, as Zeek scales them; S/H, F and R appear again when a later one of the same
+endpoint carries another sequence number (a new SYN, not a retransmission), as Zeek writes them.
+T follows Zeek's rule: a segment with payload that ends at or below the highest sequence number
+seen (keep-alives excepted). W: zero window, not with or after the sender's RST, nor after the
+peer's FIN. Not produced: C (bad checksum, not decoded), G (content gap), X.
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ def endpoint_states(
     """
 
     def e(name: str, d: int) -> np.ndarray:
-        return ev[:, slot(name, d)].astype(np.int64)
+        return ev[:, slot(name, d)]
 
     f0, f1 = e("first", 0), e("first", 1)
     syn0, sa0, syn1, sa1 = e("syn", 0), e("synack", 0), e("syn", 1), e("synack", 1)
@@ -146,7 +149,7 @@ def endpoint_states(
     return terminal(o_open, fin0, rst0, fin1), terminal(r_open, fin1, rst1, fin0)
 
 
-_RSTOS0_HISTORY = re.compile(r"\^?S[^HAFGIQ]*R.*")
+_RSTOS0_HISTORY = re.compile(rb"\^?S[^HAFGIQ]*R.*")
 
 
 def _history_matches_rstos0(history: np.ndarray) -> np.ndarray:
@@ -219,35 +222,57 @@ def history_strings(
     extra_flow: np.ndarray,
     extra_frame: np.ndarray,
     extra_char: np.ndarray,
+    block: int = 1 << 16,
 ) -> np.ndarray:
-    """History text per flow from the event matrix plus scaled repeats (flow, frame, char)."""
+    """History per flow (ASCII bytes, numpy S<width>) from the event matrix plus extra
+    letters (flow, frame, char).
+
+    Flows are handled ``block`` at a time so that the temporaries stay small for big tables.
+    """
+    n = len(ev)
+    parts = []
+    extra_flow = np.asarray(extra_flow, np.int64)
+    order = np.argsort(extra_flow, kind="stable")
+    extra_flow = extra_flow[order]
+    extra_frame = np.asarray(extra_frame, np.int64)[order]
+    extra_char = np.asarray(extra_char, np.uint8)[order]
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
+        a, b = np.searchsorted(extra_flow, [lo, hi])
+        parts.append(
+            _history_block(
+                ev[lo:hi], flipped[lo:hi], extra_flow[a:b] - lo, extra_frame[a:b], extra_char[a:b]
+            )
+        )
+    return np.concatenate(parts) if parts else np.zeros(0, dtype="S1")
+
+
+def _history_block(
+    ev: np.ndarray,
+    flipped: np.ndarray,
+    extra_flow: np.ndarray,
+    extra_frame: np.ndarray,
+    extra_char: np.ndarray,
+) -> np.ndarray:
     n = len(ev)
     letters = ev[:, HISTORY_SLOTS]
     rows, cols = np.nonzero(letters < NEVER)
-    flow = np.concatenate([rows, np.asarray(extra_flow, np.int64), np.flatnonzero(flipped)])
+    n_flipped = int(np.count_nonzero(flipped))
+    flow = np.concatenate([rows, extra_flow, np.flatnonzero(flipped)])
+    if len(flow) == 0:
+        return np.zeros(n, dtype="S1")
     frame = np.concatenate(
-        [
-            letters[rows, cols].astype(np.int64),
-            np.asarray(extra_frame, np.int64),
-            np.full(int(np.count_nonzero(flipped)), -1, np.int64),
-        ]
+        [letters[rows, cols].astype(np.int64), extra_frame, np.full(n_flipped, -1, np.int64)]
     )
-    char = np.concatenate(
-        [
-            HISTORY_CHARS[cols],
-            np.asarray(extra_char, np.uint8),
-            np.full(int(np.count_nonzero(flipped)), ord("^"), np.uint8),
-        ]
-    )
+    char = np.concatenate([HISTORY_CHARS[cols], extra_char, np.full(n_flipped, ord("^"), np.uint8)])
+    # ties (letters of one packet) in HISTORY_LETTERS order; repeats after them; '^' first
     rank = np.concatenate(
         [
             HISTORY_RANK[cols],
             np.full(len(extra_flow), len(HISTORY_LETTERS)),
-            np.zeros(int(np.count_nonzero(flipped)), np.int64),
+            np.zeros(n_flipped, np.int64),
         ]
     )
-    if len(flow) == 0:
-        return np.full(n, "", dtype=object)
     order = np.lexsort((rank, frame, flow))
     flow, char = flow[order], char[order]
     starts = np.r_[0, np.flatnonzero(np.diff(flow)) + 1]
@@ -256,8 +281,7 @@ def history_strings(
     width = int(counts.max())
     grid = np.zeros((n, width), dtype=np.uint8)
     grid[flow, pos] = char
-    texts = grid.view(f"S{width}").ravel().astype(str)
-    return texts.astype(object)
+    return grid.view(f"S{width}").ravel()
 
 
 #: names of ICMP messages that quote a packet, for first_icmp_error

@@ -15,7 +15,9 @@ import re
 #: characters that start Markdown markup anywhere in a line, or raw HTML / entities
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~!])")
 #: markup that only counts at the start of a line: headings, quotes, lists, rules, tables
-_MD_LINE_START = re.compile(r"^(\s*)([#>+=-]|\d+[.)])")
+_MD_LINE_START = re.compile(r"^(\s*)([#+=-])")
+#: an ordered-list marker ("1. ", "2) "): the backslash must go before the punctuation
+_MD_ORDERED = re.compile(r"^(\s*\d{1,9})([.)])(?=\s|$)")
 _BACKTICK_RUN = re.compile(r"`+")
 #: C0 controls (except tab and newline) and DEL: a terminal or a browser may act on them
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -42,6 +44,7 @@ def md_text(text: object) -> str:
         line = line.replace("&", "&amp;")
         line = _MD_SPECIAL.sub(r"\\\1", line)
         line = _MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), line)
+        line = _MD_ORDERED.sub(lambda m: m.group(1) + "\\" + m.group(2), line)
         lines.append(line)
     return "\n".join(lines)
 

@@ -72,7 +72,7 @@ def _text(df: pd.DataFrame, name: str) -> pd.Series:
     if name not in df.columns:
         return pd.Series([""] * len(df), index=df.index, dtype=object)
     col = df[name]
-    if isinstance(col.dtype, pd.CategoricalDtype):
+    if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object:
         return col.astype(object).where(col.notna(), "").astype(str)
     return col.astype(str)
 

@@ -295,6 +295,21 @@ class Catalogue:
             )
         return out
 
+    def failed(self, paths: Sequence[str]) -> list[tuple[str, str]]:
+        """(path, error) of the captures among ``paths`` whose last analysis failed."""
+        out: list[tuple[str, str]] = []
+        for chunk in _chunks(list(paths), 500):
+            marks = ",".join("?" * len(chunk))
+            out.extend(
+                (r[0], r[1] or "")
+                for r in self.db.execute(
+                    f"SELECT path, error FROM captures WHERE status = 'failed' AND path IN ({marks})"
+                    " ORDER BY path",
+                    chunk,
+                )
+            )
+        return out
+
     def rows(self, sql: str, params: Sequence[Any] = ()) -> Iterator[sqlite3.Row]:
         self.db.row_factory = sqlite3.Row
         try:

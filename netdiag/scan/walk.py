@@ -65,7 +65,9 @@ def natural_key(path: str) -> list[object]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
 
 
-def expand(arguments: Sequence[str], all_files: bool = False) -> tuple[list[tuple[str, str]], list[str]]:
+def expand(
+    arguments: Sequence[str], all_files: bool = False
+) -> tuple[list[tuple[str, str]], list[str]]:
     """Each capture path with the root it was found under (facts are not looked for above it)."""
     found: list[tuple[str, str]] = []
     missing: list[str] = []
@@ -90,9 +92,7 @@ def expand(arguments: Sequence[str], all_files: bool = False) -> tuple[list[tupl
 
 def _walk_dir(root: str, all_files: bool) -> Iterable[str]:
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(
-            d for d in dirnames if not d.startswith(".") and d != FACTS_DIR
-        )
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != FACTS_DIR)
         for name in sorted(filenames, key=natural_key):
             if name.startswith("."):
                 continue

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netdiag.errors import NetdiagError
+from netdiag.scan.walk import file_sha256
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class FileTask:
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     time_limit: float = 0.0  # seconds; 0: none
+    #: content hash the catalogue holds for this path with the same analysis identity: when the
+    #: file still hashes to it (only its mtime changed), it is not analysed again
+    known_sha256: str = ""
 
 
 @dataclass
@@ -36,7 +40,8 @@ class FileResult:
     """The outcome of one file, ready to be written into the catalogue by the client."""
 
     path: str
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "failed", or "unchanged" (same content as catalogued: not analysed)
+    sha256: str = ""
     error: str = ""
     format: str = ""
     packets: int = 0
@@ -98,9 +103,19 @@ def one_line(text: str) -> str:
 def analyse_file(task: FileTask) -> FileResult:
     """Analyse one capture alone, as `netdiag analyze CAPTURE --facts ...` would."""
     start = time.perf_counter()
-    result = FileResult(task.path, "failed")
+    sha256 = ""
     try:
+        # the hash is inside the limit too: reading a huge file is part of its cost
         with deadline(task.time_limit):
+            try:
+                sha256 = file_sha256(task.path)
+            except OSError as exc:
+                return FileResult(
+                    task.path, "failed", error=f"{task.path}: cannot read: {exc.strerror}"
+                )
+            if sha256 == task.known_sha256:
+                return FileResult(task.path, "unchanged", sha256=sha256)
+            result = FileResult(task.path, "failed")
             _analyse_into(task, result)
     except TimeLimitExceeded:
         result = FileResult(
@@ -114,6 +129,7 @@ def analyse_file(task: FileTask) -> FileResult:
         result = FileResult(
             task.path, "failed", error=one_line(f"internal error: {type(exc).__name__}: {exc}")
         )
+    result.sha256 = sha256
     result.seconds = time.perf_counter() - start
     return result
 
@@ -133,7 +149,9 @@ def _analyse_into(task: FileTask, result: FileResult) -> None:
     result.last_ts = capture["last_ts"]
     result.warnings = [one_line(w) for w in capture["warnings"]]
     result.facts_problems = [one_line(p) for p in data["facts_problems"]]
-    result.rules_errored = [f"{e['code']}: {one_line(e['reason'])}" for e in data["rules"]["errored"]]
+    result.rules_errored = [
+        f"{e['code']}: {one_line(e['reason'])}" for e in data["rules"]["errored"]
+    ]
     result.findings = list(data["findings"])
 
 

@@ -51,6 +51,7 @@ import pandas as pd
 
 from netdiag.capture.schema import TCP_ACK, TCP_RST, TCP_SYN
 from netdiag.engine import AnalysisContext, Evidence, Finding, Rule
+from netdiag.engine.context import rows_in
 from netdiag.engine.finding import EVIDENCE_CAP, Confidence
 from netdiag.render import wireshark_filter as wf
 
@@ -102,8 +103,7 @@ class ReplyBypassesNat(Rule):
         pairs = pairs[(pairs.ack == (pairs.isn + 1) % _MOD) & (pairs.src != pairs.v)]
         # a SYN C:p > R seen here too means this is the NAT device's own view (it sent the SYN
         # on to R), where R's untranslated SYN-ACK is normal: only the client's view counts
-        to_rip = set(zip(syn.src, syn.sport, syn.dst, strict=True))
-        pairs = pairs[[k not in to_rip for k in zip(pairs.c, pairs.p, pairs.src, strict=True)]]
+        pairs = pairs[~rows_in(pairs, syn, ["c", "p", "src"], ["src", "sport", "dst"])]
         if pairs.empty:
             return
         rst = tcp[(tcp.tflags & TCP_RST) != 0]
@@ -157,9 +157,7 @@ class ReplyBypassesNat(Rule):
             right_on=["a_dst", "a_dport"],
         )
         answered = answered[answered.ack == (answered.seq + 1) % _MOD]
-        done = set(zip(answered.src, answered.sport, answered.seq, strict=True))
-        attempt = list(zip(pairs.src, pairs.sport, pairs.seq, strict=True))
-        pairs = pairs[[a not in done for a in attempt]]  # one entry per SYN pair, not per packet
+        pairs = pairs[~rows_in(pairs, answered, ["src", "sport", "seq"])]
         if pairs.empty:
             return
         for (rip, vip, vport), group in pairs.groupby(["dst_r", "dst_v", "dport_v"]):

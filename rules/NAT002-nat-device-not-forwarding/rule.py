@@ -47,6 +47,7 @@ import numpy as np
 
 from netdiag.capture.schema import TCP_ACK, TCP_SYN
 from netdiag.engine import AnalysisContext, Finding, Rule
+from netdiag.engine.context import rows_in
 from netdiag.engine.finding import EVIDENCE_CAP, Confidence
 from netdiag.render import wireshark_filter as wf
 
@@ -151,9 +152,8 @@ class NatDeviceNotForwarding(Rule):
             )
             .reset_index()
         )
-        keys = list(zip(per_attempt.src, per_attempt.sport, per_attempt.seq, strict=True))
         stuck = per_attempt[
-            (per_attempt.dsts == 1) & np.array([k not in done for k in keys], dtype=bool)
+            (per_attempt.dsts == 1) & ~rows_in(per_attempt, answered, ["src", "sport", "seq"])
         ]
         if stuck.empty:
             return

@@ -128,14 +128,19 @@ class RepliesRoutedIntoBridge(Rule):
             )
             .reset_index()
         )
+        cooked = bool((pkttype >= 0).any())  # Linux cooked: the direction of each packet is known
         for r in pairs.itertuples(index=False):
-            answered_in = rep[(rep.peer == r.peer) & (rep.host == r.host) & (rep.if_out == r.if_in)]
-            if len(answered_in):
+            mine = req[(req.peer == r.peer) & (req.host == r.host)]
+            ingress = set(mine.if_in)
+            if not cooked and len(ingress) > 1:
+                # the same request on several interfaces without directions: a switch or a
+                # bridge's ports, not the host's own ingress
                 continue
-            wrong_replies = rep[
-                (rep.peer == r.peer) & (rep.host == r.host) & (rep.if_out != r.if_in)
-            ]
-            wrong_arp = arp[(arp.peer == r.peer) & (arp.if_out != r.if_in)]
+            pair_replies = rep[(rep.peer == r.peer) & (rep.host == r.host)]
+            if pair_replies.if_out.isin(ingress).any():
+                continue  # answered where the requests came in
+            wrong_replies = pair_replies[~pair_replies.if_out.isin(ingress)]
+            wrong_arp = arp[(arp.peer == r.peer) & ~arp.if_out.isin(ingress)]
             if wrong_replies.empty and wrong_arp.empty:
                 continue
             yield self._finding(ctx, index, r, req, wrong_replies, wrong_arp, iface)

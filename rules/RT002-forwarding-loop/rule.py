@@ -107,7 +107,7 @@ class ForwardingLoop(Rule):
             + (f"; passed back and forth by {', '.join(macs)}" if len(macs) > 1 else "")
             + "."
         )
-        facts_used, cycle = self._route_cycle(ctx, dst)
+        facts_used, cycle = self._route_cycle(ctx, dst, sources[0])
         explanation = (
             f"Routers on the path forward packets for {dst} to each other: each pass decrements the "
             f"TTL until a router drops the packet and answers with ICMP time exceeded. Nothing "
@@ -153,7 +153,7 @@ class ForwardingLoop(Rule):
         return sorted(set(macs))
 
     @staticmethod
-    def _route_cycle(ctx: AnalysisContext, dst: str) -> tuple[list, str]:
+    def _route_cycle(ctx: AnalysisContext, dst: str, src: str) -> tuple[list, str]:
         """Follow each host's route for ``dst`` to the host owning its gateway, until one repeats."""
         facts = ctx.facts
         if facts is None:
@@ -163,7 +163,7 @@ class ForwardingLoop(Rule):
             used: list[FactUsed] = []
             host: Host | None = start
             while host is not None and host.name not in path:
-                route = host.route_lookup(dst)
+                route = host.route_lookup(dst, src=src)
                 if route is None or not route.gateway or route.type != "unicast":
                     break
                 path.append(host.name)

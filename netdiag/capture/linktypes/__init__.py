@@ -3,7 +3,8 @@
 A link decoder takes the rows of a batch captured on interfaces of its link type and, column-wise,
 fills the link-layer columns and hands each row's network protocol (as an ethertype) and network
 header offset to the next layer through ``DecodeState``. Link types without a decoder are named
-from ``LINKTYPE_NAMES`` (the tcpdump.org / IANA registry) when reported as unsupported.
+from ``LINKTYPE_NAMES`` (the tcpdump.org / IANA registry) when reported as unsupported, or, when
+the caller opts in, dissected by tshark (``linktypes.tshark``).
 """
 
 from __future__ import annotations

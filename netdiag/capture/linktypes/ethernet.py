@@ -33,10 +33,10 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
         st.fail(idx[~has_type], "truncated Ethernet header")
         idx, base = idx[has_type], base[has_type]
     ethertype = fr.u16(base + 12)
-    walk_vlan_tags(fr, st, idx, np.full(len(idx), ETH_HEADER_LEN, dtype=np.int64), ethertype)
+    walk_to_network(fr, st, idx, np.full(len(idx), ETH_HEADER_LEN, dtype=np.int64), ethertype)
 
 
-def walk_vlan_tags(
+def walk_to_network(
     fr: Frames,
     st: DecodeState,
     idx: np.ndarray,
@@ -44,7 +44,9 @@ def walk_vlan_tags(
     ethertype: np.ndarray,
     small_is_length: bool = True,
 ) -> None:
-    """From an ethertype at ``off - 2``, skip VLAN tags and 802.2 SNAP; set ethertype and l3.
+    """From an ethertype at ``off - 2``, skip VLAN tags, SNAP, PPPoE and MPLS to the network layer.
+
+    Sets the ``vlan`` / ``vlan_inner`` / ``ethertype`` columns and hands IP and ARP rows on.
 
     Values up to 1500 are an 802.3 length on Ethernet (``small_is_length``): reported as no
     ethertype unless SNAP follows. Linux cooked headers use small values as protocol codes
@@ -54,7 +56,9 @@ def walk_vlan_tags(
     off = off.copy()
     ethertype = ethertype.copy()
     for depth in range(MAX_VLAN_TAGS):
-        tagged = (ethertype == 0x8100) | (ethertype == 0x88A8) | (ethertype == 0x9100)
+        tagged = ethertype == VLAN_ETHERTYPES[0]
+        for tpid in VLAN_ETHERTYPES[1:]:
+            tagged |= ethertype == tpid
         if not tagged.any():
             break
         rows = np.flatnonzero(tagged)

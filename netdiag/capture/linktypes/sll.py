@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from netdiag.capture.layers.frames import DecodeState, Frames
-from netdiag.capture.linktypes.ethernet import walk_vlan_tags
+from netdiag.capture.linktypes.ethernet import walk_to_network
 
 SLL_HEADER_LEN = 16
 
@@ -25,6 +25,6 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     st.fail(idx[~whole], "truncated Linux cooked header")
     rows = idx[whole]
     protocol = fr.u16(base[whole] + 14)
-    walk_vlan_tags(
+    walk_to_network(
         fr, st, rows, np.full(len(rows), SLL_HEADER_LEN, dtype=np.int64), protocol, False
     )
