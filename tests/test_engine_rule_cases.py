@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -24,6 +25,7 @@ from netdiag.engine.registry import rules_root
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = rules_root()
+SCHEMA = json.loads((REPO / "docs" / "findings-schema.json").read_text())
 
 
 def _cases() -> list[Any]:
@@ -75,6 +77,7 @@ def test_rule_case(folder: Path, case: dict[str, Any], update_expected: bool) ->
     finally:
         os.chdir(cwd)
     assert not data["rules"]["errored"], data["rules"]["errored"]
+    jsonschema.validate(data, SCHEMA)
     findings = [f for f in data["findings"] if f["code"] == code]
     if case["expect"] == "positive":
         assert findings, f"{code} did not fire on {case['name']}"

@@ -40,3 +40,24 @@ def test_sample_gets_exactly_its_findings(sample: Path) -> None:
         set().union(*(ALLOWED_EXTRA.get(code, set()) for code in expected)) if expected else set()
     )
     assert got - expected <= allowed, f"unexpected {sorted(got - expected - allowed)}"
+
+
+def test_rules_leave_the_tables_untouched() -> None:
+    """Rules are pure: after a run of every rule the packet and flow tables are unchanged."""
+    from netdiag.engine.context import AnalysisContext
+    from netdiag.engine.registry import discover
+    from netdiag.engine.runner import run_rules, select_rules
+    from netdiag.pipeline import load_capture
+
+    paths = [p for p in (SAMPLES / "combined" / "faulty").glob("*.pcap*")]
+    paths += [p for p in (SAMPLES / "lb-hairpin" / "faulty-l4").glob("*.pcap*")]
+    if not paths:
+        pytest.skip("samples not built")
+    captures = [load_capture(str(p), retention="control") for p in paths]
+    before = [(c.packets.copy(deep=True), c.flows.copy(deep=True)) for c in captures]
+    ctx = AnalysisContext(captures)
+    first = run_rules(ctx, select_rules(discover(), ["ALL"], []))
+    second = run_rules(ctx, select_rules(discover(), ["ALL"], []))
+    assert first.findings and first.findings == second.findings
+    for cap, (packets, flows) in zip(captures, before, strict=True):
+        assert cap.packets.equals(packets) and cap.flows.equals(flows)

@@ -74,31 +74,41 @@ def test_ladder_has_one_arrow_per_evidence_frame(hairpin_html: str) -> None:
 
 
 def test_ladder_arp_lanes_and_capture_points() -> None:
-    """ARP frames go between link addresses (broadcast for a request); with evidence from two
-    captures each lane says where it was seen."""
+    """With ARP in the evidence frames go between link addresses (a request towards broadcast,
+    drawn last); with evidence from two captures arrows and lanes say which capture saw them."""
+    import pandas as pd
 
     def ev(capture: str, frame: int, summary: str, role: str) -> SimpleNamespace:
         return SimpleNamespace(capture=capture, frame=frame, summary=summary, role=role, note="")
 
+    mac1, mac2 = "02:00:00:00:00:01", "02:00:00:00:00:02"
     rows = [
         {
             "arp_op": 1,
-            "arp_sha": "02:00:00:00:00:01",
+            "arp_sha": mac1,
+            "eth_src": mac1,
             "eth_dst": "ff:ff:ff:ff:ff:ff",
             "arp_spa": "10.0.0.1",
             "arp_tpa": "10.0.0.100",
         },
         {
             "arp_op": 2,
-            "arp_sha": "02:00:00:00:00:02",
-            "eth_dst": "02:00:00:00:00:01",
+            "arp_sha": mac2,
+            "eth_src": mac2,
+            "eth_dst": mac1,
             "arp_spa": "10.0.0.100",
             "arp_tpa": "10.0.0.1",
         },
-        {"arp_op": -1, "ip_src": "10.0.0.1", "ip_dst": "10.0.0.100", "sport": 1234, "dport": 80},
+        {
+            "arp_op": -1,
+            "eth_src": mac1,
+            "eth_dst": mac2,
+            "ip_src": "10.0.0.1",
+            "ip_dst": "10.0.0.100",
+            "sport": 1234,
+            "dport": 80,
+        },
     ]
-    import pandas as pd
-
     evidence = [
         ev(
             "a.pcap",
@@ -120,24 +130,19 @@ def test_ladder_arp_lanes_and_capture_points() -> None:
         ),
     ]
     data = ladder_data(evidence, [pd.Series(r) for r in rows], [True, True, False], several=True)
-    hosts = [(lane["capture"], lane["host"]) for lane in data["lanes"]]
-    assert hosts == [
-        ("a.pcap", "02:00:00:00:00:01"),
-        ("a.pcap", "broadcast"),
-        ("a.pcap", "02:00:00:00:00:02"),
-        ("b.pcap", "10.0.0.1"),
-        ("b.pcap", "10.0.0.100"),
-    ]
+    assert [lane["host"] for lane in data["lanes"]] == [mac1, mac2, "broadcast"]
+    assert data["lanes"][0]["detail"] == "ARP sender 10.0.0.1 · IP 10.0.0.1 · a.pcap · b.pcap"
+    assert [(a["src"], a["dst"]) for a in data["arrows"]] == [(0, 2), (1, 0), (0, 1)]
     labels = [a["label"] for a in data["arrows"]]
     assert labels == [
         "who-has 10.0.0.100 tell 10.0.0.1",
         "10.0.0.100 is-at 02:00:00:00:00:02",
-        "1234 > 80: Flags [S], seq 1, win 5",
+        "10.0.0.1.1234 > 10.0.0.100.80: Flags [S], seq 1, win 5",
     ]
     svg = render_svg(data, "t")
     assert svg == render_svg(data, "t")  # deterministic
     assert svg.count("<g class=") == 3 and svg.count('class="arrow decisive"') == 2
-    assert "a.pcap#1" in svg and "b.pcap#7" in svg and "ARP sender 10.0.0.1" in svg
+    assert "a.pcap#1" in svg and "b.pcap#7" in svg
 
 
 def test_hostile_strings_are_escaped(tmp_path: Path) -> None:

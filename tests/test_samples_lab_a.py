@@ -170,7 +170,10 @@ def test_product_configuration_is_present() -> None:
         listener = yaml.safe_load(
             (SAMPLES / "lb-hairpin" / variant / "facts" / "lb-listener.yaml").read_text()
         )
-        assert listener["listeners"][0]["layer"] in (4, 7)
+        assert listener["version"] == 1  # netdiag's topology YAML (docs/facts-yaml.md)
+        (service,) = listener["hosts"]["lb"]["services"]
+        assert service["layer"] == ("L7" if variant == "healthy-l7" else "L4")
+        assert service["keeps_client_address"] is (variant.startswith("faulty"))
     for pattern in ("lvs-dr-arp", "nat-gateway"):
         for variant in META[pattern]:
             if META[pattern][variant]["hosts"][0] != "director":

@@ -54,6 +54,19 @@ def snapshot(db: str) -> dict[str, Any]:
     return {"captures": captures, "findings": findings}
 
 
+def catalogued(db: str) -> int:
+    """How many captures a running scan has committed so far (0 before the tables exist)."""
+    if not os.path.exists(db):
+        return 0
+    con = sqlite3.connect(db, timeout=1)
+    try:
+        return int(con.execute("SELECT count(*) FROM captures").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
 def facts_of(con: sqlite3.Connection, path: str) -> list[str]:
     import json
 
@@ -141,12 +154,7 @@ def test_scan_killed_with_sigkill_resumes_to_the_same_catalogue(tmp_path: Path) 
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-            if os.path.exists(killed_db):
-                try:
-                    with sqlite3.connect(killed_db, timeout=1) as con:
-                        count = con.execute("SELECT count(*) FROM captures").fetchone()[0]
-                except sqlite3.OperationalError:
-                    continue  # not created yet
+            count = catalogued(killed_db)
             if count >= 15:
                 break
         assert proc.poll() is None, "the scan finished before it could be killed"
@@ -205,3 +213,39 @@ def test_dask_local_cluster_gives_the_same_catalogue(tmp_path: Path) -> None:
     assert summary.executor == "dask:local"
     assert summary.analysed == summary.files > 0
     assert snapshot(dask_db) == snapshot(local_db)
+
+
+def test_ctrl_c_keeps_the_finished_files_and_marks_the_run(tmp_path: Path) -> None:
+    roots = _subset(tmp_path)
+    db = str(tmp_path / "int.sqlite")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NETDIAG_RULES_VERSION": IDENTITY}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netdiag", "scan", *roots, "--db", db, "--jobs", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # a Ctrl-C from the terminal reaches the whole process group with SIGINT's default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        count, deadline = 0, time.monotonic() + 120
+        while count < 10 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            count = catalogued(db)
+        assert proc.poll() is None, "the scan finished before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert "netdiag: error: interrupted" in err and "Traceback" not in err
+    con = sqlite3.connect(db)
+    ((status, analysed, failed),) = con.execute("SELECT status, analysed, failed FROM runs")
+    kept = con.execute("SELECT count(*) FROM captures").fetchone()[0]
+    assert status == "interrupted" and kept == analysed + failed >= 10
+    con.close()
+    rest = scan(ScanOptions(roots, db, jobs=2))
+    assert rest.unchanged == kept and rest.analysed + rest.failed_now == rest.files - kept

@@ -1,7 +1,8 @@
 """The read-only analysis context rules see: captures' tables, derived tables, facts, helpers.
 
-Derived tables (ARP bindings, ICMP errors) are computed once per capture on first use and cached,
-so that several rules asking for them pay once. Rules must treat every table as read-only.
+Derived tables (ARP packets and ARP claims, TCP control packets, ICMP errors, repeated packets and
+forwarding loops) are computed once per capture on first use and cached, so that several rules
+asking for them pay once. Rules must treat every table as read-only.
 """
 
 from __future__ import annotations

@@ -93,6 +93,8 @@ def missing_input(rule: type[Rule], ctx: AnalysisContext) -> str | None:
     """Why ``rule`` cannot run on ``ctx`` ("no capture with ARP", "no facts"), or None."""
     for need in sorted(rule.needs):
         if not ctx.has(need):
+            if need == "packets" and ctx.captures:
+                return "no packets in the captures"
             return INPUTS[need]
     if rule.needs_any and not any(ctx.has(n) for n in rule.needs_any):
         return " and ".join(INPUTS[n] for n in sorted(rule.needs_any))

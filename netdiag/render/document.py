@@ -207,6 +207,13 @@ def ladder_data(
         )
     for entry in lanes:
         entry["detail"] = " · ".join([*entry.pop("details"), *entry.pop("captures")])
+    if "broadcast" in index:  # the broadcast lane goes last, out of the hosts' way
+        b = index["broadcast"]
+        order = [i for i in range(len(lanes)) if i != b] + [b]
+        new_index = {old: new for new, old in enumerate(order)}
+        lanes = [lanes[i] for i in order]
+        for arrow in arrows:
+            arrow["src"], arrow["dst"] = new_index[arrow["src"]], new_index[arrow["dst"]]
     return {"lanes": lanes, "arrows": arrows, "not_drawn": skipped}
 
 

@@ -25,15 +25,38 @@ TOP = 20
 HEADER_H = 46
 ROW_H = 54
 LOOP_W = 36
-MIN_SPACING = 240
+MIN_SPACING = 200
 DECISIVE = "#c62828"
 SUPPORTING = "#78909c"
-_WIN = re.compile(r", win \d+")
+_ROOM = re.compile(r", (?:win|length) \d+")
 
 
 def arrow_label(label: str) -> str:
-    """The label drawn over an arrow: the tcpdump text without the window size (room)."""
-    return _WIN.sub("", label)
+    """The label drawn over an arrow: the tcpdump text without window and length (room)."""
+    return _ROOM.sub("", label)
+
+
+def _header_w(lane: dict[str, Any]) -> int:
+    return max(_text_w(lane["host"]), _text_w(lane.get("detail", "")) * 10 // 12) + 24
+
+
+def lane_positions(
+    lanes: list[dict[str, Any]], arrows: list[dict[str, Any]], labels: list[str]
+) -> list[int]:
+    """x of each lane: far enough from the lanes before it for the headers and for the label of
+    every arrow that ends there (lanes are placed left to right, each as close as allowed)."""
+    xs: list[int] = []
+    for k, lane in enumerate(lanes):
+        if k == 0:
+            xs.append(LEFT + max(_header_w(lane) // 2, 60))
+            continue
+        x = xs[k - 1] + max(MIN_SPACING, (_header_w(lanes[k - 1]) + _header_w(lane)) // 2 + 16)
+        for arrow, label in zip(arrows, labels, strict=True):
+            a, b = sorted((arrow["src"], arrow["dst"]))
+            if b == k and a < k:
+                x = max(x, xs[a] + _text_w(label) + 24)
+        xs.append(x)
+    return xs
 
 
 def _text_w(text: str) -> int:
@@ -46,26 +69,16 @@ def render_svg(ladder: dict[str, Any], title: str = "") -> str:
     if not lanes or not arrows:
         return ""
     labels = [arrow_label(a["label"]) for a in arrows]
-    widest_between = max(
-        (_text_w(lb) + 24 for lb, a in zip(labels, arrows, strict=True) if a["src"] != a["dst"]),
-        default=0,
-    )
-    widest_header = max(
-        max(_text_w(lane["host"]), _text_w(lane.get("detail", "")) * 10 // 12) + 24
-        for lane in lanes
-    )
-    spacing = max(MIN_SPACING, widest_between, widest_header)
+    xs = lane_positions(lanes, arrows, labels)
     widest_self = max(
         (
-            _text_w(lb) + LOOP_W + 16
+            xs[a["src"]] + _text_w(lb) + LOOP_W + 16
             for lb, a in zip(labels, arrows, strict=True)
             if a["src"] == a["dst"]
         ),
         default=0,
     )
-    half_lane = max(spacing // 2, widest_header // 2 + 8)
-    xs = [LEFT + half_lane + i * spacing for i in range(len(lanes))]
-    width = max(xs[-1] + half_lane, xs[-1] + widest_self + 8)
+    width = max(xs[-1] + _header_w(lanes[-1]) // 2 + 8, widest_self + 8)
     height = TOP + HEADER_H + ROW_H * len(arrows) + 16
     top_rows = TOP + HEADER_H
     out = [

@@ -141,7 +141,6 @@ class NatDeviceNotForwarding(Rule):
             on=["src", "sport"],
         )
         answered = answered[answered.a == (answered.seq + 1) % _MOD]
-        done = set(zip(answered.src, answered.sport, answered.seq, strict=True))
         per_attempt = (
             syn.groupby(["src", "sport", "seq"])
             .agg(
@@ -158,9 +157,11 @@ class NatDeviceNotForwarding(Rule):
         if stuck.empty:
             return
         # only addresses whose connections are never forwarded nor answered at all
-        served = set(zip(answered.dst, answered.dport, strict=True))
+        services = answered[["dst", "dport"]].drop_duplicates()  # few rows: distinct services
+        served = set(zip(services.dst, services.dport, strict=True))
         forwarded = per_attempt[per_attempt.dsts > 1]
-        forwarded_to = set(zip(forwarded.dst, forwarded.dport, strict=True))
+        targets = forwarded[["dst", "dport"]].drop_duplicates()
+        forwarded_to = set(zip(targets.dst, targets.dport, strict=True))
         for (dst, dport), attempts in stuck.groupby(["dst", "dport"]):
             if (dst, dport) in served or (dst, dport) in forwarded_to or len(attempts) < 2:
                 continue

@@ -260,6 +260,11 @@ class RepliesRoutedIntoBridge(Rule):
             return [], "", "", gateway, uplink
         used = [u for u in [ctx.fact(route.source)] if u is not None]
         text = f"Facts: {host.name} has the route {route.destination} dev {route.device}, which covers {peer}"
+        # the container network (docker network inspect, daemon.json bip) that owns the bridge
+        for network in host.container_networks:
+            if network.bridge == route.device:
+                used += [u for u in [ctx.fact(network.source)] if u is not None]
+                text += f" (docker network {network.name!r}, subnet {network.subnet or '?'})"
         return used, text, route.device, gateway, uplink
 
     @staticmethod
