@@ -103,8 +103,12 @@ def _with_pyshark(path: str, frames: Sequence[int]) -> str:
     try:
         for packet in capture:
             parts.append(f"=== Frame {packet.number} ({packet.length} bytes on wire)")
-            # str(packet) is "Packet (Length: N)" then one block per layer, Wireshark's tree
-            parts.append(str(packet).split("\n", 1)[-1].rstrip("\n"))
+            # str(packet) is "Packet (Length: N)" then one block per layer, Wireshark's tree;
+            # the frame layer (number, times, comments) is not always among them
+            layers = str(packet).split("\n", 1)[-1].rstrip("\n")
+            if "Layer FRAME" not in layers:
+                parts.append(str(packet.frame_info).rstrip("\n"))
+            parts.append(layers)
             parts.append("")
     finally:
         capture.close()

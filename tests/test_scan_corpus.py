@@ -191,7 +191,9 @@ def test_scan_killed_with_sigkill_resumes_to_the_same_catalogue(tmp_path: Path) 
     resumed = subprocess.run(
         [*command, "--progress", "none"], env=env, capture_output=True, text=True, timeout=300
     )
-    assert resumed.returncode in (0, 1), resumed.stdout + resumed.stderr
+    # 2 when some corpus files failed (unsupported link types): they are recorded, not fatal
+    assert resumed.returncode in (0, 1, 2), resumed.stdout + resumed.stderr
+    assert resumed.stdout.startswith("scanned ") and "Traceback" not in resumed.stderr
     whole_db = str(tmp_path / "whole.sqlite")
     whole = scan(ScanOptions(roots, whole_db, jobs=2))
     assert 0 < partial < whole.files
