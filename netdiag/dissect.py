@@ -57,7 +57,9 @@ def _readable_by_tshark(path: str, compression: str) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="netdiag-show-") as tmp:
         plain = os.path.join(tmp, "capture")
         with open(path, "rb") as raw, open(plain, "wb") as out:
-            shutil.copyfileobj(open_decompressed(raw, compression), out)  # type: ignore[misc]
+            stream = open_decompressed(raw, compression)
+            while chunk := stream.read1(1 << 20):
+                out.write(chunk)
         yield plain
 
 

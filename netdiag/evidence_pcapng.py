@@ -163,12 +163,16 @@ def _idb(iface: InterfaceInfo, redactor: Redactor | None) -> bytes:
 def _units(ts_ns: int, iface: InterfaceInfo) -> int:
     """An epoch-ns timestamp in the interface's units (its offset taken off again)."""
     binary, exponent = _tsresol(iface)
-    ns = ts_ns - iface.tsoffset_s * 1_000_000_000
+    # pcapng time stamps are unsigned 64-bit: a time before the epoch (seen in damaged files)
+    # is written as the epoch itself
+    ns = max(ts_ns - iface.tsoffset_s * 1_000_000_000, 0)
     if binary:
-        return (ns * (1 << exponent) + 999_999_999) // 1_000_000_000
-    if exponent <= 9:
-        return ns // 10 ** (9 - exponent)
-    return ns * 10 ** (exponent - 9)
+        units = (ns * (1 << exponent) + 999_999_999) // 1_000_000_000
+    elif exponent <= 9:
+        units = ns // 10 ** (9 - exponent)
+    else:
+        units = ns * 10 ** (exponent - 9)
+    return min(units, (1 << 64) - 1)
 
 
 def write_evidence(analysis: Analysis, path: str, redactor: Redactor | None = None) -> EvidenceFile:

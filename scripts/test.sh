@@ -24,4 +24,4 @@ python3 -m ruff format --check .
 echo "== mypy"
 python3 -m mypy
 echo "== pytest"
-python3 -m pytest -q -p no:cacheprovider "$@"
+python3 -m pytest -q "$@"

@@ -861,7 +861,8 @@ def corpus_comparisons(
     corpus_dir: Path, tshark: str, request: pytest.FixtureRequest
 ) -> dict[str, Comparison]:
     files = _corpus_files()
-    cache = request.config.cache.mkdir("tshark-fields") if request.config.cache else None
+    config_cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    cache = config_cache.mkdir("tshark-fields") if config_cache is not None else None
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = pool.map(lambda p: compare(p.name, p, tshark, cache=cache), files)
         return {r.name: r for r in results}

@@ -3,6 +3,10 @@
 gzip, zstd, xz and bzip2 are streamed: a capture is read a chunk at a time and never held whole
 in memory, decompressed or not. A compressed stream that is damaged or cut short ends the byte
 source with a warning; the records before the damage are still read.
+
+An uncompressed regular file is not copied at all: each chunk is a read-only memory map of its
+window of the file (the page cache's own pages), dropped once the chunk's arrays are. The file's
+size is taken when it is opened; bytes appended later are not read.
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import mmap
+import os
+import stat
 import zlib
 from typing import BinaryIO, Protocol
 
@@ -87,9 +94,26 @@ class ByteSource:
         self._pending = b""  # bytes peeked at but not yet handed out
         self.position = 0  # decompressed bytes handed out so far
         self.eof = False
+        #: descriptor and size of an uncompressed regular file read through memory maps
+        self._map_fd = -1
+        self._map_size = 0
+        if not compression:
+            self._try_map()
+
+    def _try_map(self) -> None:
+        fileno = getattr(self._stream, "fileno", None)
+        try:
+            fd = fileno() if fileno is not None else -1
+            st = os.fstat(fd) if fd >= 0 else None
+        except (OSError, ValueError):
+            return
+        if st is not None and stat.S_ISREG(st.st_mode) and st.st_size > 0:
+            self._map_fd, self._map_size = fd, st.st_size
 
     def peek(self, n: int) -> bytes:
         """Up to ``n`` first bytes still to come, without consuming them."""
+        if self._map_fd >= 0:
+            return self._pread(n)
         if len(self._pending) < n and not self.eof:
             more = bytearray(n - len(self._pending))
             got = self._read_into(memoryview(more))
@@ -101,8 +125,16 @@ class ByteSource:
         buf = self.fill(b"", n)
         return bytes(buf)
 
-    def fill(self, carry: bytes | memoryview, want: int) -> bytearray:
-        """A new buffer holding ``carry`` followed by up to ``want`` further bytes of the stream."""
+    def fill(self, carry: bytes | memoryview, want: int) -> bytearray | memoryview:
+        """A new buffer holding ``carry`` followed by up to ``want`` further bytes of the stream.
+
+        ``carry`` must be the end of the previous buffer (or empty): a memory-mapped file then
+        gives a read-only view of the file from where ``carry`` started, without copying.
+        """
+        if self._map_fd >= 0:
+            view = self._map_window(len(carry), want)
+            if view is not None:
+                return view
         head = len(carry)
         buf = bytearray(head + want)
         buf[:head] = carry
@@ -120,6 +152,48 @@ class ByteSource:
             del buf[head + got :]
         self.position += got
         return buf
+
+    def _pread(self, n: int) -> bytes:
+        try:
+            return os.pread(
+                self._map_fd, max(min(n, self._map_size - self.position), 0), self.position
+            )
+        except OSError as exc:
+            self._stop_mapping(exc)
+            return self.peek(n)
+
+    def _map_window(self, carried: int, want: int) -> memoryview | None:
+        """The file from ``carried`` bytes before the read position to ``want`` bytes after it."""
+        start = self.position - carried
+        stop = min(self._map_size, self.position + want)
+        if stop <= start:
+            self.eof = True
+            return memoryview(b"")
+        aligned = start - start % mmap.ALLOCATIONGRANULARITY
+        try:
+            window = mmap.mmap(
+                self._map_fd, stop - aligned, access=mmap.ACCESS_READ, offset=aligned
+            )
+        except (OSError, ValueError, OverflowError) as exc:
+            self._stop_mapping(exc)
+            return None
+        if hasattr(window, "madvise"):
+            window.madvise(mmap.MADV_SEQUENTIAL)
+        got = stop - self.position
+        self.position = stop
+        if got < want:
+            self.eof = True
+        return memoryview(window)[start - aligned :]
+
+    def _stop_mapping(self, exc: BaseException) -> None:
+        """Mapping failed (an unusual file system): read the rest of the file as a stream."""
+        self._map_fd = -1
+        seek = getattr(self._stream, "seek", None)
+        if seek is None:
+            self.eof = True
+            self._warnings.append(f"file unreadable ({_one_line(exc)}); stopped reading there")
+            return
+        seek(self.position)
 
     def _read_into(self, view: memoryview) -> int:
         """Fill ``view`` from the stream; returns the byte count (short only at the end)."""

@@ -102,13 +102,15 @@ def payload_hash(fr: Frames, payload_off: np.ndarray) -> np.ndarray:
     keep = avail > 0
     rows, pos, avail = rows[keep], pos[keep], avail[keep]
     h = avail.astype(np.uint64) * _HASH_MULTIPLIER ^ _HASH_SEED
+    # all the hashed bytes of a row in one gather, as big-endian 8-byte words
+    words = fr.window(pos, HASH_BYTES).view(">u8").astype(np.uint64)
     active = np.arange(len(rows))
     for word in range(HASH_BYTES // 8):
         if word:
             active = active[avail[active] > 8 * word]
             if len(active) == 0:
                 break
-        value = fr.u64(pos[active] + 8 * word)
+        value = words[active, word]
         remaining = np.minimum(avail[active] - 8 * word, 8).astype(np.uint64)
         value &= ~np.uint64(0) << (np.uint64(64) - np.uint64(8) * remaining)
         mixed = (h[active] ^ value) * _HASH_MULTIPLIER

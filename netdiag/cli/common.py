@@ -25,6 +25,12 @@ def error_line(message: str) -> None:
     print(f"netdiag: error: {message}", file=sys.stderr)
 
 
+def warning_lines(path: str, warnings: list[str]) -> None:
+    """A capture's reading warnings (file cut short, lying record length...), one line each."""
+    for warning in warnings:
+        print(f"netdiag: warning: {path}: {warning}", file=sys.stderr)
+
+
 def one_line_errors(func: F) -> F:
     """Turn input errors into one line on stderr and exit code 2; keep internal errors short too."""
 

@@ -13,12 +13,14 @@ from typing import Annotated
 import typer
 
 from netdiag.errors import NetdiagError
-from netdiag.facts.export import FORMATS, render
-from netdiag.facts.loader import load_facts
 
 
 def run_facts(paths: list[str], fmt: str = "tree", host: str | None = None) -> int:
     """Load ``paths`` and print the facts in ``fmt``; returns the exit code."""
+    # imported here: the facts package (and yaml) would cost every other subcommand's start-up
+    from netdiag.facts.export import FORMATS, render
+    from netdiag.facts.loader import load_facts
+
     if fmt not in FORMATS:
         print(
             f"netdiag facts: unknown format {fmt!r} (one of {', '.join(FORMATS)})", file=sys.stderr

@@ -13,6 +13,7 @@ from netdiag.cli.common import (
     file_size,
     one_line_errors,
     output_stream,
+    warning_lines,
 )
 from netdiag.export import TableWriter, for_export
 from netdiag.timefmt import iso_ns
@@ -79,6 +80,7 @@ def flows_command(
     finally:
         progress.close()
     flows = loaded.flows
+    warning_lines(capture, loaded.info.warnings)
     with output_stream(output, binary=fmt == "parquet") as out:
         if fmt == "table":
             out.write(render_table(flows))

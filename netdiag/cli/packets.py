@@ -14,6 +14,7 @@ from netdiag.cli.common import (
     file_size,
     one_line_errors,
     output_stream,
+    warning_lines,
 )
 from netdiag.export import EXPORT_FORMATS, TableWriter, for_export
 
@@ -55,13 +56,16 @@ def packets_command(
     try:
         with output_stream(output, binary=fmt == "parquet") as out:
             writer = TableWriter(out, fmt)
-            for chunk, _info in iter_flow_chunks(capture, book, builder, progress):
+            warnings: list[str] = []
+            for chunk, info in iter_flow_chunks(capture, book, builder, progress):
+                warnings = info.warnings
                 df = to_dataframe(chunk, book)
                 for name in FLOW_COLUMNS:
                     if name in selected and name not in df.columns and name in chunk:
                         df[name] = chunk[name]
                 writer.write(for_export(df[selected]))
             writer.close()
+        warning_lines(capture, warnings)
     finally:
         progress.close()
     raise typer.Exit(EXIT_CLEAN)

@@ -173,9 +173,24 @@ def load_text(
                 Problem(file, section.first_line, f"{importer.name}: internal error: {exc!r}")
             )
             continue
+        if importer.name == "ip_route" and section.command:
+            _route_table_from_command(section.command, fragment)
         target = section.host or fragment.host_name or host_name or UNASSIGNED_HOST
         merge(facts, target, fragment)
         problems.extend(fragment.problems)
+
+
+_TABLE_IN_COMMAND = re.compile(r"\btable\s+(\S+)")
+
+
+def _route_table_from_command(command: str, fragment: Fragment) -> None:
+    """`ip route show table 220` prints its routes without `table 220`: the command names it."""
+    match = _TABLE_IN_COMMAND.search(command)
+    if match is None or match.group(1) in ("all", "main", "0"):
+        return
+    for route in fragment.host.routes:
+        if route.table == "main":
+            route.table = match.group(1)
 
 
 def _captures_started(text: str, file: str) -> list[tuple[int, str, str, str]]:

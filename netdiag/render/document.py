@@ -208,8 +208,8 @@ def ladder_data(
     for entry in lanes:
         entry["detail"] = " · ".join([*entry.pop("details"), *entry.pop("captures")])
     if "broadcast" in index:  # the broadcast lane goes last, out of the hosts' way
-        b = index["broadcast"]
-        order = [i for i in range(len(lanes)) if i != b] + [b]
+        last = index["broadcast"]
+        order = [i for i in range(len(lanes)) if i != last] + [last]
         new_index = {old: new for new, old in enumerate(order)}
         lanes = [lanes[i] for i in order]
         for arrow in arrows:

@@ -261,7 +261,7 @@ def render_document(doc: dict[str, Any]) -> str:
         rows += [[h(e["code"]), "errored", h(e["reason"])] for e in rules["errored"]]
         body.append(_table(["rule", "outcome", "why"], rows, "rules"))
     body.append("</main>")
-    head = (
+    page_head = (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         # the page loads nothing: say so to the browser too
@@ -270,7 +270,7 @@ def render_document(doc: dict[str, Any]) -> str:
         f"<title>netdiag report: {n} finding{'s' if n != 1 else ''}</title>\n"
         f"<style>{CSS}</style>\n</head>\n<body>\n"
     )
-    return head + "\n".join(body) + "\n</body>\n</html>\n"
+    return page_head + "\n".join(body) + "\n</body>\n</html>\n"
 
 
 def render(

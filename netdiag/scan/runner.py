@@ -248,7 +248,11 @@ def _serve(conn: multiprocessing.connection.Connection, memory_limit_mb: int) ->
             return  # the client is gone (even killed with -9): nothing to do for anybody
         if task is None:
             return
-        conn.send(analyse_file(task))
+        result = analyse_file(task)
+        try:
+            conn.send(result)
+        except OSError:  # BrokenPipeError: the client was killed while we worked
+            return
 
 
 @dataclass
@@ -272,7 +276,9 @@ class LocalProcesses:
             # forking from a server that imported netdiag once: cheap respawns, and no fork of
             # this process (which runs the progress display's thread)
             server = multiprocessing.get_context("forkserver")
-            server.set_forkserver_preload(["netdiag.scan.worker"])
+            server.set_forkserver_preload(
+                ["netdiag.engine.analysis", "netdiag.render.json", "netdiag.scan.worker"]
+            )
             self.context: Any = server
         else:  # pragma: no cover - non-Linux
             self.context = multiprocessing.get_context("spawn")

@@ -121,28 +121,54 @@ class RepliesRoutedIntoBridge(Rule):
                 "if_out": iface[arp_mask],
             }
         )
-        pairs = (
-            req.groupby(["peer", "host"])
-            .agg(
-                if_in=("if_in", lambda s: s.mode().iloc[0]), n=("row", "size"), first=("row", "min")
-            )
+        # Every (peer, host) pair of requests is judged column-wise; only the pairs left
+        # unanswered (a handful, or none) are looked at one by one to build their findings.
+        grouped = req.groupby(["peer", "host"], sort=True)
+        pairs = grouped.agg(n=("row", "size"), first=("row", "min")).reset_index()
+        gid = grouped.ngroup().to_numpy(dtype=np.int64)
+        # the interface most requests of a pair came in on (the lowest one on a tie)
+        per_iface = (
+            pd.DataFrame({"g": gid, "if_in": req["if_in"].to_numpy()})
+            .value_counts()
             .reset_index()
+            .sort_values(["g", "count", "if_in"], ascending=[True, False, True], kind="stable")
         )
+        mode = per_iface.drop_duplicates("g")
+        if_in = np.empty(len(pairs), dtype=np.int64)
+        if_in[mode["g"].to_numpy()] = mode["if_in"].to_numpy()
+        pairs.insert(2, "if_in", if_in)
+        n_ingress = np.bincount(per_iface["g"].to_numpy(), minlength=len(pairs))
+        # (pair, interface) keys of where each pair's requests came in
+        span = np.int64(1) << np.int64(32)
+        ingress_keys = per_iface["g"].to_numpy(dtype=np.int64) * span + per_iface["if_in"].to_numpy(
+            dtype=np.int64
+        )
+        pair_ids = pairs[["peer", "host"]].assign(g=np.arange(len(pairs), dtype=np.int64))
+        rep_g = rep.merge(pair_ids, on=["peer", "host"], how="inner")
+        rep_gid = rep_g["g"].to_numpy(dtype=np.int64)
+        at_ingress = np.isin(
+            rep_gid * span + rep_g["if_out"].to_numpy(dtype=np.int64), ingress_keys
+        )
+        answered = np.zeros(len(pairs), dtype=bool)
+        answered[rep_gid[at_ingress]] = True
+        has_reply = np.bincount(rep_gid, minlength=len(pairs)) > 0
         cooked = bool((pkttype >= 0).any())  # Linux cooked: the direction of each packet is known
-        for r in pairs.itertuples(index=False):
-            mine = req[(req.peer == r.peer) & (req.host == r.host)]
-            ingress = set(mine.if_in)
-            if not cooked and len(ingress) > 1:
-                # the same request on several interfaces without directions: a switch or a
-                # bridge's ports, not the host's own ingress
-                continue
-            pair_replies = rep[(rep.peer == r.peer) & (rep.host == r.host)]
-            if pair_replies.if_out.isin(ingress).any():
-                continue  # answered where the requests came in
-            wrong_replies = pair_replies[~pair_replies.if_out.isin(ingress)]
+        # the same request on several interfaces without directions: a switch or a bridge's
+        # ports, not the host's own ingress
+        candidate = ~answered & (cooked | (n_ingress <= 1))
+        arp_g = arp.merge(pair_ids[candidate], on="peer", how="inner")
+        arp_gid = arp_g["g"].to_numpy(dtype=np.int64)
+        elsewhere = ~np.isin(
+            arp_gid * span + arp_g["if_out"].to_numpy(dtype=np.int64), ingress_keys
+        )
+        has_wrong_arp = np.zeros(len(pairs), dtype=bool)
+        has_wrong_arp[arp_gid[elsewhere]] = True
+        hit = candidate & (has_reply | has_wrong_arp)
+        for g in np.flatnonzero(hit).tolist():
+            r = next(pairs.iloc[g : g + 1].itertuples(index=False))
+            ingress = set(req["if_in"].to_numpy()[gid == g].tolist())
+            wrong_replies = rep[(rep.peer == r.peer) & (rep.host == r.host)]
             wrong_arp = arp[(arp.peer == r.peer) & ~arp.if_out.isin(ingress)]
-            if wrong_replies.empty and wrong_arp.empty:
-                continue
             yield self._finding(ctx, index, r, req, wrong_replies, wrong_arp, iface)
 
     def _finding(self, ctx, index, pair, req, wrong_replies, wrong_arp, iface) -> Finding:  # type: ignore[no-untyped-def]

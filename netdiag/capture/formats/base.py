@@ -51,6 +51,19 @@ def gather_u32(
     out = np.empty((n, len(byte_offsets)), dtype=np.uint32)
     if n == 0:
         return out
+    first, stop = min(byte_offsets), max(byte_offsets) + 4
+    if stop - first <= 32 and first >= 0 and int(starts.max()) + stop <= len(data):
+        # Usual case: one gather of the header's bytes for each record (a contiguous (n, width)
+        # copy), then the words are views into that copy, byte order applied once.
+        width = stop - first
+        window = np.lib.stride_tricks.as_strided(
+            data[first:], shape=(len(data) - stop + 1, width), strides=(1, 1), writeable=False
+        )
+        rows = window[starts]
+        for j, offset in enumerate(byte_offsets):
+            at = offset - first
+            out[:, j] = rows[:, at : at + 4].copy().view(dtype).reshape(n)
+        return out
     last = len(data) - 1
     if not np.any(starts & 3) and len(data) >= 4:
         words = np.frombuffer(data, dtype=dtype, count=len(data) // 4)

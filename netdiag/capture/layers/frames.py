@@ -75,6 +75,33 @@ class Frames:
         """8 bytes big-endian as uint64; bytes past the buffer end read as zero."""
         return self._read(pos, 8).astype(np.uint64)
 
+    def window(self, pos: np.ndarray, width: int) -> np.ndarray:
+        """The ``width`` bytes from each position, one row each: an (n, width) uint8 copy.
+
+        One gather brings a whole header (or the bytes a hash covers) close together, where
+        slicing fields out of it is cheap; bytes past the buffer's end read as zero.
+        """
+        data = self.data
+        last = len(data) - width
+        if len(pos) == 0 or (last >= 0 and int(pos.max()) <= last):
+            rows = np.lib.stride_tricks.as_strided(
+                data, shape=(max(last + 1, 0), width), strides=(1, 1), writeable=False
+            )
+            return rows[pos]
+        # rows running past the end: from a zero-padded copy of the buffer's last bytes
+        tail_start = max(last, 0)
+        padded = np.zeros(len(data) - tail_start + width, dtype=np.uint8)
+        padded[: len(data) - tail_start] = data[tail_start:]
+        out = np.empty((len(pos), width), dtype=np.uint8)
+        over = pos > last
+        near = np.flatnonzero(over)
+        far = np.flatnonzero(~over)
+        if len(far):
+            out[far] = self.window(pos[far], width)
+        at = np.clip(pos[near] - tail_start, 0, len(padded) - width)
+        out[near] = padded[at[:, None] + np.arange(width)]
+        return out
+
     def mac(self, pos: np.ndarray) -> np.ndarray:
         """6 bytes big-endian as a uint64 (the AddressBook's MAC key)."""
         hi = self.u16(pos).astype(np.uint64)

@@ -19,10 +19,14 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     off = st.l3_off[idx]
     base = fr.start[idx] + off
     room = Room(base, fr.limit(idx))
-    # three 4-byte reads hold everything but the addresses
-    word0 = fr.u32(base)  # version, header length, DSCP, total length
-    word1 = fr.u32(base + 4)  # identification, flags, fragment offset
-    word2 = fr.u32(base + 8)  # TTL, protocol, checksum
+    # two 8-byte reads hold everything but the destination address
+    low = np.uint64(0xFFFFFFFF)
+    words01 = fr.u64(base)
+    word0 = (words01 >> np.uint64(32)).astype(np.int64)  # version, header length, DSCP, length
+    word1 = (words01 & low).astype(np.int64)  # identification, flags, fragment offset
+    words2s = fr.u64(base + 8)
+    word2 = (words2s >> np.uint64(32)).astype(np.int64)  # TTL, protocol, checksum
+    src = (words2s & low).astype(np.int64)
     present = room.has(1)
     v4 = (word0 >> 28) == 4
     if present is not None:
@@ -33,13 +37,14 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
             idx[~v4 & (present if present is not None else True)],
             "IPv4 ethertype with another IP version",
         )
-        idx, off, base, word0, word1, word2 = (
+        idx, off, base, word0, word1, word2, src = (
             idx[v4],
             off[v4],
             base[v4],
             word0[v4],
             word1[v4],
             word2[v4],
+            src[v4],
         )
         room = Room(base, fr.limit(idx))
     ihl = ((word0 >> 24) & 0x0F) * 4
@@ -63,7 +68,7 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     st.put("ip_ttl", idx, word2 >> 24, both(go, room.has(9)))
     proto = (word2 >> 16) & 0xFF
     st.put("ip_proto", idx, proto, both(go, room.has(10)))
-    st.put_ip4("ip_src", idx, fr.u32(base + 12), both(go, room.has(16)))
+    st.put_ip4("ip_src", idx, src, both(go, room.has(16)))
     st.put_ip4("ip_dst", idx, fr.u32(base + 16), both(go, room.has(20)))
 
     # The datagram ends where its total length says (Ethernet padding is not payload), or

@@ -20,7 +20,11 @@ MAX_OPTION_ROUNDS = 40
 def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     base = fr.start[idx] + st.l4_off[idx]
     room = Room(base, fr.limit(idx))
-    ports = fr.u32(base)
+    # two 8-byte reads hold the ports, sequence and acknowledgement numbers, offset and flags
+    low = np.uint64(0xFFFFFFFF)
+    ports_seq = fr.u64(base)
+    ack_word3 = fr.u64(base + 8)
+    ports = (ports_seq >> np.uint64(32)).astype(np.int64)
     st.put("sport", idx, ports >> 16, room.has(2))
     st.put("dport", idx, ports & 0xFFFF, room.has(4))
     # 0 = "a TCP header without the option", for every segment that has any TCP bytes
@@ -31,9 +35,9 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     if fixed is not None:
         st.fail(idx[~fixed], "truncated TCP header")
     through_window = room.has(16)
-    st.put("tcp_seq", idx, fr.u32(base + 4), through_window)
-    st.put("tcp_ack", idx, fr.u32(base + 8), through_window)
-    word3 = fr.u32(base + 12)  # data offset, flags, window
+    st.put("tcp_seq", idx, (ports_seq & low).astype(np.int64), through_window)
+    st.put("tcp_ack", idx, (ack_word3 >> np.uint64(32)).astype(np.int64), through_window)
+    word3 = (ack_word3 & low).astype(np.int64)  # data offset, flags, window
     header_len = (word3 >> 28) * 4
     sane = both(through_window, header_len >= TCP_HEADER_LEN)
     assert sane is not None

@@ -25,14 +25,15 @@ _SNAP_LLC = 0xAAAA03  # DSAP AA, SSAP AA, control UI
 def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     base = fr.start[idx]
     room = Room(base, fr.limit(idx))
-    # two 8-byte reads give both addresses (the low 16 bits belong to the next field)
+    # two 8-byte reads give both addresses and the ethertype
+    src_type = fr.u64(base + 6)
     st.put_mac("eth_dst", idx, fr.u64(base) >> np.uint64(16), room.has(6))
-    st.put_mac("eth_src", idx, fr.u64(base + 6) >> np.uint64(16), room.has(12))
+    st.put_mac("eth_src", idx, src_type >> np.uint64(16), room.has(12))
+    ethertype = (src_type & np.uint64(0xFFFF)).astype(np.int64)
     has_type = room.has(ETH_HEADER_LEN)
     if has_type is not None:
         st.fail(idx[~has_type], "truncated Ethernet header")
-        idx, base = idx[has_type], base[has_type]
-    ethertype = fr.u16(base + 12)
+        idx, ethertype = idx[has_type], ethertype[has_type]
     walk_to_network(fr, st, idx, np.full(len(idx), ETH_HEADER_LEN, dtype=np.int64), ethertype)
 
 
