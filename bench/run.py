@@ -2,7 +2,7 @@
 
     python bench/run.py                 # 1M packets, Ethernet pcap / SLL2 pcap / pcapng, 3 rounds
     python bench/run.py --repeat 5 --all-tools-everywhere
-    python bench/run.py --big           # instead: a 10M-packet SLL2 capture, netdiag flows
+    python bench/run.py --big           # instead: a 10M-packet SLL2 capture, flows and analyze
 
 Captures come from netdiag.synth (deterministic) and are cached in bench/.cache/ under a name
 holding seed, size and a hash of the generator's source. Every command runs as its own process,
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         "--big",
         action="store_true",
         help="instead: a 10M-packet SLL2 capture with small payloads through netdiag flows "
-        "(peak RSS), with tcpdump for reference; one run each",
+        "and netdiag analyze (peak RSS), with tcpdump for reference; one run each",
     )
     ap.add_argument("--big-packets", type=int, default=10_000_000)
     args = ap.parse_args(argv)
@@ -378,7 +378,7 @@ def big_run(args: argparse.Namespace, tools: dict[str, Tool]) -> str:
     _warm(path)
     t0 = time.perf_counter()
     rows = {}
-    for name in ("netdiag flows", "tcpdump read"):
+    for name in ("netdiag flows", "netdiag analyze", "tcpdump read"):
         if name in tools:
             cmd = [str(path) if a == "{F}" else a for a in tools[name].argv]
             rows[name] = run_once(cmd, tools[name].ok_codes)
@@ -396,7 +396,7 @@ def big_run(args: argparse.Namespace, tools: dict[str, Tool]) -> str:
             out.append(f"| {name} | failed: {smp.failure} | | | | |")
             continue
         goal = ""
-        if name == "netdiag flows":
+        if name.startswith("netdiag"):
             goal = "peak RSS < 2,000 MB: " + ("yes" if smp.rss_mb < 2000 else "**no**")
         out.append(
             f"| {name} | {smp.wall:.1f} | {summary['packets'] / smp.wall / 1e3:,.0f} k | "

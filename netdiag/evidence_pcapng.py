@@ -1,7 +1,7 @@
 """The evidence pcapng (``--evidence FILE``): only the findings' frames, each with a comment.
 
 The file holds every evidence frame of every finding plus the TCP handshake packets of their
-connections (SYN, SYN-ACK, first ACK), in capture order, one interface block per original
+connections (SYN, SYN-ACK, first ACK), merged by time stamp, one interface block per original
 interface (link type, name, description, snaplen, time resolution and offset, FCS length kept), so
 that Wireshark and tshark dissect it as they did the original. Each packet carries one
 ``opt_comment`` per finding it serves, "CODE role" (e.g. "LB001 hairpin-syn"), and the frame
@@ -181,8 +181,10 @@ def write_evidence(analysis: Analysis, path: str, redactor: Redactor | None = No
     from netdiag.capture.reader import open_capture
 
     chosen = select_frames(analysis)
-    blocks: list[bytes] = []
-    packets = 0
+    idbs: list[bytes] = []
+    # (time stamp, capture order, frame, block): packets of all captures merged by time, like
+    # mergecap, so that two capture points of one exchange read in order
+    epbs: list[tuple[int, int, int, bytes]] = []
     codes = sorted({f.code for f in analysis.result.findings})
     shb_opts = _option(SHB_USERAPPL, f"netdiag {__version__} evidence".encode())
     note = "evidence of " + (", ".join(codes) if codes else "no finding")
@@ -190,7 +192,7 @@ def write_evidence(analysis: Analysis, path: str, redactor: Redactor | None = No
     header = _block(SHB, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + shb_opts)
     iface_base = 0
     captures = []
-    for cap in analysis.context.captures:
+    for order, cap in enumerate(analysis.context.captures):
         wanted = chosen.get(cap.path)
         if not wanted:
             continue
@@ -214,7 +216,7 @@ def write_evidence(analysis: Analysis, path: str, redactor: Redactor | None = No
                     )
             interfaces = list(capture.info.interfaces)
         for iface in interfaces:
-            blocks.append(_idb(iface, redactor))
+            idbs.append(_idb(iface, redactor))
         name = os.path.basename(cap.path)
         for frame, iface_id, ts, data, wirelen in records:
             iface = interfaces[iface_id]
@@ -226,19 +228,22 @@ def write_evidence(analysis: Analysis, path: str, redactor: Redactor | None = No
             body = struct.pack(
                 "<IIIII", iface_base + iface_id, units >> 32, units & 0xFFFFFFFF, len(data), wirelen
             )
-            blocks.append(_block(EPB, body + data + b"\0" * (-len(data) % 4) + opts))
-            packets += 1
+            epbs.append(
+                (ts, order, frame, _block(EPB, body + data + b"\0" * (-len(data) % 4) + opts))
+            )
         iface_base += len(interfaces)
     try:
         with open(path, "wb") as out:
             out.write(header)
-            for b in blocks:
-                out.write(b)
+            for block in idbs:
+                out.write(block)
+            for *_, block in sorted(epbs, key=lambda p: p[:3]):
+                out.write(block)
     except OSError as exc:
         raise NetdiagError(
             path, f"cannot write the evidence capture: {exc.strerror or exc}"
         ) from None
-    return EvidenceFile(path, packets, captures)
+    return EvidenceFile(path, len(epbs), captures)
 
 
 # --- redaction of packet bytes ------------------------------------------------------------------

@@ -115,6 +115,7 @@ def load_capture(
 ) -> LoadedCapture:
     """Read one capture into its packet table (all or control packets) and flow table."""
     from netdiag.capture import to_dataframe
+    from netdiag.capture.table import release_freed_memory
     from netdiag.flows import FlowBuilder
 
     book = book or AddressBook()
@@ -134,8 +135,15 @@ def load_capture(
             kept.append(chunk)
     assert info is not None  # iter_flow_chunks yields at least once, or raises
     flows = builder.finish()
+    del builder  # its per-flow state is done with: make room for the packet table
     kept = kept or [_empty_chunk_with_flow_columns()]
-    packets = to_dataframe(kept, book)
-    for column in FLOW_PACKET_COLUMNS:  # the decoder's table knows only the schema's columns
-        packets[column] = np.concatenate([chunk[column] for chunk in kept])
+    # the decoder's table knows only the schema's columns; each column leaves the chunks as it
+    # is joined, so that the packets are not held twice
+    flow_columns = {
+        c: np.concatenate([chunk.pop(c) for chunk in kept]) for c in FLOW_PACKET_COLUMNS
+    }
+    packets = to_dataframe(kept, book, consume=True)
+    release_freed_memory()
+    for column, values in flow_columns.items():
+        packets[column] = values
     return LoadedCapture(path, info, packets, flows, book, retention, dropped)

@@ -243,7 +243,7 @@ class Redactor:
         mapped = self.ipv4(address)
         if length is None:
             return mapped
-        return mapped + "/" + length
+        return _network(address, mapped, int(length), 32) + "/" + length
 
     def _v6_match(self, m: re.Match[str]) -> str:
         candidate, length = m.group(1), m.group(2)
@@ -261,5 +261,18 @@ class Redactor:
                 return m.group(0)
             candidate, tail = head, dot + port
         mapped = self.ipv6(candidate)
-        suffix = "/" + length if length is not None else ""
-        return mapped + tail + suffix
+        if length is None:
+            return mapped + tail
+        return _network(candidate, mapped, int(length), 128) + tail + "/" + length
+
+
+def _network(original: str, mapped: str, length: int, width: int) -> str:
+    """A network written as ``address/len`` stays a network: when the original's host bits are
+    zero, the mapped address's are cleared too (prefix preservation makes that the network of
+    the mapped hosts, up to /24 in IPv4)."""
+    if not 0 <= length <= width:
+        return mapped
+    host = (1 << (width - length)) - 1
+    if int(ipaddress.ip_address(original)) & host:
+        return mapped  # an interface address with its prefix length (10.0.0.5/24)
+    return str(ipaddress.ip_address(int(ipaddress.ip_address(mapped)) & ~host & ((1 << width) - 1)))

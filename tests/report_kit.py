@@ -86,10 +86,11 @@ def _block(btype: int, body: bytes) -> bytes:
     return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
 
 
-def write_hostile_case(folder: Path) -> tuple[Path, Path]:
+def write_hostile_case(folder: Path, tsresol: int = 9) -> tuple[Path, Path]:
     """The hairpin sample as a pcapng whose interface is named with hostile text, plus an HTTP
     request and a DNS query carrying hostile host names; its facts with a hostile comment on the
-    listener line that LB001 cites. Returns (capture, facts folder)."""
+    listener line that LB001 cites. ``tsresol`` is the interface's if_tsresol byte (9: ns;
+    0x80 | n: 2^-n s). Returns (capture, facts folder)."""
     from netdiag.capture.reader import open_capture
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -107,9 +108,13 @@ def write_hostile_case(folder: Path) -> tuple[Path, Path]:
     out = bytearray()
     shb = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _option(1, HOSTILE.encode()) + b"\0" * 4
     out += _block(0x0A0D0D0A, shb)
-    idb_opts = _option(2, ("eth0" + HOSTILE).encode()) + _option(9, b"\x09") + b"\0" * 4
+    idb_opts = _option(2, ("eth0" + HOSTILE).encode()) + _option(9, bytes([tsresol])) + b"\0" * 4
     out += _block(1, struct.pack("<HHI", 276, 0, 262144) + idb_opts)
-    for ts, data, wirelen in records:
+    for ts_ns, data, wirelen in records:
+        if tsresol & 0x80:
+            ts = ts_ns * (1 << (tsresol & 0x7F)) // 1_000_000_000
+        else:
+            ts = ts_ns * 10**tsresol // 1_000_000_000
         body = struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(data), wirelen)
         body += data + b"\0" * (-len(data) % 4) + _option(1, HOSTILE.encode()) + b"\0" * 4
         out += _block(6, body)

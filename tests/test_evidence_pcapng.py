@@ -95,8 +95,9 @@ def test_packets_and_interfaces_are_the_originals(tmp_path: Path) -> None:
     assert [(i.linktype, i.tsresol_ns) for i in interfaces] == [(276, 1000.0)]
 
 
-def test_pcapng_input_keeps_names_and_nanoseconds(tmp_path: Path) -> None:
-    capture, facts = write_hostile_case(tmp_path / "case")
+@pytest.mark.parametrize("tsresol", [9, 0x80 | 20, 3])
+def test_pcapng_input_keeps_names_and_time_resolution(tmp_path: Path, tsresol: int) -> None:
+    capture, facts = write_hostile_case(tmp_path / "case", tsresol)
     analysis = analyze([str(capture)], [str(facts)])
     path = tmp_path / "evidence.pcapng"
     write_evidence(analysis, str(path))
@@ -105,38 +106,44 @@ def test_pcapng_input_keeps_names_and_nanoseconds(tmp_path: Path) -> None:
     assert [(i.linktype, i.name, i.tsresol_ns) for i in interfaces] == [
         (i.linktype, i.name, i.tsresol_ns) for i in original_ifaces
     ]
-    assert interfaces[0].tsresol_ns == 1.0  # if_tsresol 9 kept
+    assert interfaces[0].tsresol_ns == original_ifaces[0].tsresol_ns  # if_tsresol kept
     frames = sorted(select_frames(analysis)[str(capture)])
     assert copied == [original[f - 1] for f in frames]
 
 
 def test_several_captures_keep_their_interfaces(tmp_path: Path) -> None:
+    """Interfaces of each capture in turn; packets of all captures merged by time (mergecap)."""
     folder = REPO / "samples" / "lvs-dr-arp" / "faulty-arp-ignore"
     captures = sorted(str(p) for p in folder.glob("*.pcap*"))
     assert len(captures) == 2
     analysis = analyze(captures, [str(folder / "facts")])
     path = tmp_path / "evidence.pcapng"
     written = write_evidence(analysis, str(path))
-    assert sorted(written.captures) == sorted(
-        {e.capture for f in analysis.result.findings for e in f.evidence}
-    )
+    chosen = select_frames(analysis)
+    assert sorted(written.captures) == sorted(chosen) == captures
     copied, interfaces = records(path)
     expected_ifaces = []
     expected_packets = []
-    chosen = select_frames(analysis)
-    for capture in captures:
-        if capture not in chosen:
-            continue
+    for order, capture in enumerate(captures):
         original, ifaces = records(capture)
         base = len(expected_ifaces)
         expected_ifaces += [(i.linktype, i.name, i.tsresol_ns) for i in ifaces]
         expected_packets += [
-            (ts, base + iface, data, wirelen)
-            for ts, iface, data, wirelen in (original[f - 1] for f in sorted(chosen[capture]))
+            ((ts, order, f), (ts, base + iface, data, wirelen))
+            for f in sorted(chosen[capture])
+            for ts, iface, data, wirelen in [original[f - 1]]
         ]
     assert [(i.linktype, i.name, i.tsresol_ns) for i in interfaces] == expected_ifaces
-    assert copied == expected_packets
-    assert np.all(np.diff([c[0] for c in copied[: len(chosen[captures[0]])]]) >= 0)
+    assert copied == [p for _, p in sorted(expected_packets)]
+    assert np.all(np.diff([c[0] for c in copied]) >= 0)
+    assert len({c[1] for c in copied}) >= 2  # both captures' interfaces are referenced
+
+
+def test_same_input_same_bytes(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.pcapng", tmp_path / "b.pcapng"
+    write_evidence(hairpin_analysis(), str(a))
+    write_evidence(hairpin_analysis(), str(b))
+    assert a.read_bytes() == b.read_bytes()
 
 
 def test_unwritable_path_is_one_line_error(tmp_path: Path) -> None:

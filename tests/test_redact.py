@@ -133,6 +133,11 @@ def test_text_rewrites_every_form() -> None:
     assert f"lladdr {r.mac('52:54:00:12:34:56')}" in out
     assert f"inet6 {r.ipv6('2001:db8::5')}/64" in out
     assert out.endswith("at 2026-11-23T14:54:15.382826000Z")
+    # a network stays a network (of the mapped hosts); an interface address keeps its host part
+    backend = r.ipv4("10.10.1.11")
+    net16 = ".".join(backend.split(".")[:2]) + ".0.0/16"
+    assert r.text("route 10.10.0.0/16 and 10.10.1.11/24") == f"route {net16} and {backend}/24"
+    assert r.text("2001:db8:1::/48").endswith("::/48")
     assert r.text(out) != out  # not idempotent: a redacted text is not redacted again by design
 
 

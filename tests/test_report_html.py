@@ -161,7 +161,7 @@ def test_document_is_what_json_says(hairpin_html: str) -> None:
 
     doc = build_document(hairpin_analysis(), generated="T")
     plain = report(hairpin_analysis())
-    extras = ("decisive", "ladder", "flows")
+    extras = ("decisive", "ladders", "flows", "show_commands")
     doc["findings"] = [{k: v for k, v in f.items() if k not in extras} for f in doc["findings"]]
     assert {k: doc[k] for k in plain} == plain
 
@@ -207,3 +207,37 @@ def test_browser_renders_report(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert console_messages(done.stderr) == []
         with capsys.disabled():
             print(f"\nHTML report screenshot: {shot}")
+
+
+def test_deterministic_apart_from_the_time_stamp(hairpin_html: str) -> None:
+    assert html.render(hairpin_analysis(), generated="2026-01-01T00:00:00Z") == hairpin_html
+    other = html.render(hairpin_analysis(), generated="2027-02-02T00:00:00Z")
+    differing = [
+        (a, b) for a, b in zip(hairpin_html.splitlines(), other.splitlines(), strict=True) if a != b
+    ]
+    assert len(differing) == 1 and "Generated 2026-01-01T00:00:00Z" in differing[0][0]
+
+
+def test_one_ladder_per_capture_point() -> None:
+    from report_kit import REPO
+
+    from netdiag.render.json import display_path
+
+    folder = REPO / "samples" / "lvs-dr-arp" / "faulty-arp-ignore"
+    captures = sorted(str(p) for p in folder.glob("*.pcap*"))
+    analysis = analyze(captures, [str(folder / "facts")])
+    page = html.render(analysis, generated="T")
+    finding = analysis.result.findings[0]
+    seen = list(dict.fromkeys(e.capture for e in finding.evidence))
+    assert len(seen) == 2
+    svgs = re.findall(r'<svg class="ladder".*?</svg>', page, re.S)
+    assert len(svgs) == 2
+    for capture, svg in zip(seen, svgs, strict=True):
+        shown = display_path(capture)
+        assert f"Seen in <code>{html_lib.escape(shown)}</code>" in page
+        frames = [int(f) for f in re.findall(r'data-frame="(\d+)"', svg)]
+        assert frames == [e.frame for e in finding.evidence if e.capture == capture]
+    # ARP in the evidence: lanes are link addresses, broadcast last
+    lanes = re.findall(r'font-weight="bold" fill="#263238">([^<]+)</text>', svgs[0])
+    assert all(re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}|broadcast", lane) for lane in lanes)
+    assert "broadcast" not in lanes[:-1]

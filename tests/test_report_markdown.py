@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from report_kit import HOSTILE, hairpin_analysis, write_hostile_case
 
@@ -97,7 +99,7 @@ def test_markdown_renders_to_well_formed_html(hairpin_md: str) -> None:
         width = len(re.findall(r"<th[ >]", table.split("</thead>")[0]))
         for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[-1], re.S):
             assert len(re.findall(r"<td", row)) == width
-    assert html.count("<pre>") == 2  # evidence and Wireshark filter
+    assert html.count("<pre>") == 3  # evidence, `netdiag show` command, Wireshark filter
     assert "<li>" in html  # the remediation list
 
 
@@ -133,7 +135,7 @@ def test_hostile_strings_stay_inert(tmp_path: Path) -> None:
     )
     html = to_html(text)
     assert "<script" not in html.lower()
-    assert html.count("<pre>") == html.count("</pre>") == 2
+    assert html.count("<pre>") == html.count("</pre>") == 3
     facts_table = html.split("Facts used</h3>", 1)[1].split("</table>", 1)[0]
     rows = re.findall(r"<tr>(.*?)</tr>", facts_table, re.S)
     assert all(len(re.findall(r"<td", r)) == 2 for r in rows[1:])
@@ -180,3 +182,36 @@ def test_code_block_fence_outlasts_backticks() -> None:
     assert (
         html_lib.unescape(html.split(">", 2)[2].rsplit("</code>", 1)[0]) == "\n".join(lines) + "\n"
     )
+
+
+_PIECES = [*"ab1. -+*_`[]()<>!#|&;~=:/\\\"'{}", "&amp;", "<b>", "``", "10.", "1)", "---"]
+_LINE = st.lists(st.sampled_from(_PIECES), max_size=20).map(lambda p: " ".join("".join(p).split()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_LINE)
+def test_any_line_renders_literally(text: str) -> None:
+    """Whatever punctuation a capture string holds, md_text makes CommonMark show it as is."""
+    rendered = to_html(md_text(text)).strip()
+    if not text:
+        assert rendered == ""
+        return
+    assert rendered.startswith("<p>") and rendered.endswith("</p>"), rendered
+    import html as html_lib
+
+    assert html_lib.unescape(rendered[3:-4]) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(_LINE)
+def test_any_text_stays_in_its_table_cell(text: str) -> None:
+    import html as html_lib
+
+    table = f"| a | b |\n|---|---|\n| {md_code_span(text, True)} | {md_cell(text)} |\n"
+    body = to_html(table).split("<tbody>")[1]
+    cells = re.findall(r"<td>(.*?)</td>", body, re.S)
+    assert len(cells) == 2
+    code = re.fullmatch(r"<code>(.*)</code>", cells[0], re.S)
+    assert code is not None
+    assert html_lib.unescape(code.group(1)).strip() == text.strip()
+    assert html_lib.unescape(cells[1]).strip() == text.strip()

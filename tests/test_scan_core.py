@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -207,12 +209,47 @@ def test_select_changes_the_identity_and_reanalyses(tmp_path: Path) -> None:
     assert refacted.analysed == 1
 
 
-def test_worker_that_cannot_live_is_replaced_and_its_file_fails(tmp_path: Path) -> None:
-    # 64 MB of address space cannot even import numpy: the worker dies, the scan does not
+def test_a_worker_that_dies_is_replaced_and_its_file_fails(tmp_path: Path) -> None:
+    # what the OOM killer does: SIGKILL of the worker while it works (here: blocked on a FIFO)
+    import threading
+
+    from netdiag.scan import runner
+
+    fifo = tmp_path / "stuck.pcap"
+    os.mkfifo(fifo)
+    pool = runner.LocalProcesses(jobs=1, memory_limit_mb=0, time_limit=60)
+
+    def kill_the_worker() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            busy = [s for s in list(pool.slots) if s.busy is not None]
+            if busy:
+                time.sleep(0.3)  # let it reach the blocking open()
+                os.kill(busy[0].process.pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_worker, daemon=True)
+    killer.start()
+    try:
+        tasks = [
+            (0, FileTask(str(fifo), time_limit=60)),
+            (1, FileTask(str(HAIRPIN / "backend1-any.pcap"), time_limit=60)),
+        ]
+        results = dict(pool.map_unordered(tasks))
+    finally:
+        pool.close()
+    killer.join(timeout=5)
+    assert results[0].status == "failed"
+    assert results[0].error == "the worker analysing it died: signal 9 (out of memory?)"
+    assert results[1].status == "ok", results[1].error
+
+
+def test_a_memory_limit_too_small_to_start_is_a_usage_error(tmp_path: Path) -> None:
     db = str(tmp_path / "s.sqlite")
-    summary = scan(ScanOptions([str(HAIRPIN)], db, jobs=1, memory_limit_mb=64))
-    assert summary.failed_now == 1
-    assert "the worker analysing it died" in summary.failed_files[0][1]
+    code, out = cli("scan", str(HAIRPIN), "--db", db, "--memory-limit", "64")
+    assert code == 2 and "--memory-limit 64 MB is too small" in out
+    assert not os.path.exists(db)
 
 
 def test_report_groups_by_code_host_and_day(tmp_path: Path) -> None:
@@ -272,3 +309,32 @@ def test_a_worker_stuck_outside_python_is_killed_and_replaced(
     # named on the command line, a FIFO is refused before any worker sees it
     summary = scan(ScanOptions([str(fifo)], str(tmp_path / "s.sqlite"), jobs=1))
     assert summary.failed_files == [(str(fifo), f"{fifo}: not a regular file")]
+
+
+def test_an_impossible_memory_limit_does_not_stall_the_scan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 64 MB of address space (the CLI refuses < 512 MB). A worker forked from the preloaded
+    # server may still start (its memory is mapped already) and fail the file with MemoryError;
+    # it may fail to set itself up, which stops the scan (the environment is broken, not the
+    # file); or memory exhaustion may leave it deadlocked on an internal lock (seen: one thread
+    # waiting on a futex), which the client's hard time limit ends. Never a hang, never a crash.
+    from netdiag.errors import NetdiagError
+    from netdiag.scan import runner
+
+    monkeypatch.setattr(runner, "KILL_GRACE_S", 1.0)
+    pool = runner.LocalProcesses(jobs=1, memory_limit_mb=64, time_limit=3)
+    task = FileTask(str(HAIRPIN / "backend1-any.pcap"), time_limit=3)
+    start = time.monotonic()
+    try:
+        results = list(pool.map_unordered([(0, task)]))
+    except NetdiagError as exc:
+        assert "a worker process cannot start" in str(exc)
+    else:
+        assert [r.error for _, r in results][0] in (
+            "over the memory limit of 64 MB",
+            "over the time limit of 3 s (worker killed)",
+        )
+    finally:
+        pool.close()
+    assert time.monotonic() - start < 60

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,33 @@ if TYPE_CHECKING:
 
 #: bytes of capture file read per batch: bounds the memory of one chunk (tens of MB)
 DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+
+
+#: bytes of chunk columns freed between two returns of free heap memory to the system
+_TRIM_EVERY_BYTES = 128 << 20
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None).malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError, TypeError):  # not glibc: nothing to do
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Give the heap's free pages back to the system (glibc), so that peak RSS stays honest.
+
+    The arrays of a chunk (under glibc's 32 MB mmap threshold) live in the heap; when they are
+    freed after being joined into the table's big (mmapped) columns, glibc keeps their pages
+    unless told otherwise, and the process would hold the packets twice.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 @dataclass
@@ -82,19 +109,40 @@ def iter_chunks(
         yield chunk
 
 
-def concat_chunks(chunks: Iterable[PacketChunk]) -> PacketChunk:
-    """One chunk holding the rows of ``chunks`` in order."""
+def concat_chunks(chunks: Iterable[PacketChunk], consume: bool = False) -> PacketChunk:
+    """One chunk holding the rows of ``chunks`` in order.
+
+    ``consume``: take each column out of the chunks as soon as it is joined, so that the
+    chunks and the joined table are never both whole in memory (the chunks are left empty).
+    """
     chunks = list(chunks)
     if not chunks:
         return empty_chunk(0)
     if len(chunks) == 1:
         return chunks[0]
+    if consume:
+        joined: PacketChunk = {}
+        freed = 0
+        for c in PACKET_COLUMNS:
+            parts = [ch.pop(c.name) for ch in chunks]
+            joined[c.name] = np.concatenate(parts)
+            freed += sum(part.nbytes for part in parts)
+            del parts
+            if freed >= _TRIM_EVERY_BYTES:
+                release_freed_memory()
+                freed = 0
+        return joined
     return {c.name: np.concatenate([ch[c.name] for ch in chunks]) for c in PACKET_COLUMNS}
 
 
-def to_dataframe(chunks: PacketChunk | Iterable[PacketChunk], book: AddressBook) -> pd.DataFrame:
-    """A DataFrame in schema column order; address and text codes become shared Categoricals."""
-    chunk = concat_chunks([chunks] if isinstance(chunks, dict) else chunks)
+def to_dataframe(
+    chunks: PacketChunk | Iterable[PacketChunk], book: AddressBook, consume: bool = False
+) -> pd.DataFrame:
+    """A DataFrame in schema column order; address and text codes become shared Categoricals.
+
+    ``consume`` empties the chunks while joining them (see ``concat_chunks``).
+    """
+    chunk = concat_chunks([chunks] if isinstance(chunks, dict) else chunks, consume)
     columns: dict[str, object] = {}
     for col in PACKET_COLUMNS:
         values = chunk[col.name]

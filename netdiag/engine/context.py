@@ -300,24 +300,27 @@ def _repeat_table(cap: LoadedCapture) -> pd.DataFrame:
     if len(packets) == 0 or "ip_ttl" not in packets.columns:
         return pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
     v4 = (packets["ip_version"].to_numpy() == 4) & (packets["ip_ttl"].to_numpy() >= 0)
-    frame = pd.DataFrame(
-        {
-            name: (
-                packets[name].cat.codes.to_numpy(dtype=np.int64)
-                if isinstance(packets[name].dtype, pd.CategoricalDtype)
-                else packets[name].to_numpy(dtype=np.int64)
-            )[v4]
-            for name in _IDENTITY
-            if name in packets.columns
-        }
-    )
-    frame["row"] = np.flatnonzero(v4)
-    frame["ip_ttl"] = packets["ip_ttl"].to_numpy(dtype=np.int64)[v4]
-    keys = [c for c in _IDENTITY if c in frame.columns]
-    # cheap pre-filter: only packets whose (src, dst, id) occurs more than once can repeat
-    frame = frame[frame.duplicated(["ip_src", "ip_dst", "ip_id"], keep=False)]
-    if frame.empty:
+
+    def values(name: str, rows: np.ndarray) -> np.ndarray:
+        column = packets[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            return column.cat.codes.to_numpy()[rows].astype(np.int64)
+        return column.to_numpy()[rows].astype(np.int64)
+
+    # cheap pre-filter, before the identity columns are gathered: only packets whose
+    # (src, dst, id) occurs more than once can repeat
+    rows = np.flatnonzero(v4)
+    triple = pd.DataFrame({name: values(name, rows) for name in ("ip_src", "ip_dst", "ip_id")})
+    rows = rows[triple.duplicated(keep=False).to_numpy()]
+    del triple
+    if len(rows) == 0:
         return pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
+    frame = pd.DataFrame(
+        {name: values(name, rows) for name in _IDENTITY if name in packets.columns}
+    )
+    frame["row"] = rows
+    frame["ip_ttl"] = values("ip_ttl", rows)
+    keys = [c for c in _IDENTITY if c in frame.columns]
     frame["group"] = frame.groupby(keys, sort=False).ngroup()
     frame["ttls"] = frame.groupby("group")["ip_ttl"].transform("nunique")
     frame = frame[frame["ttls"] >= MIN_REPEAT_TTLS]

@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
+import shlex
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from netdiag.engine.finding import fingerprint
 from netdiag.render.json import display_path, report
 from netdiag.timefmt import iso_ns
 
@@ -48,7 +48,8 @@ def build_document(
     base: str | None = None,
 ) -> dict[str, Any]:
     """The JSON report of ``analysis`` with, per finding, ``decisive`` flags for its evidence,
-    a ``ladder`` (lanes and arrows) and its ``flows``; ``capture_details`` per capture.
+    ``ladders`` (lanes and arrows, one per capture point), its ``flows`` and ``show_commands``;
+    ``capture_details`` per capture.
 
     With ``redactor`` every address in it is pseudonymised (see :mod:`netdiag.redact`).
     """
@@ -56,16 +57,39 @@ def build_document(
     doc["generated"] = generated or generated_now()
     captures = list(analysis.context.captures)
     by_path = {cap.path: cap for cap in captures}
+    endpoints: dict[str, tuple[np.ndarray, ...]] = {}  # per capture, built on first use
     for finding, item in zip(analysis.result.findings, doc["findings"], strict=True):
         item["decisive"] = decisive_flags([e.role for e in finding.evidence])
         rows = [_evidence_row(by_path.get(e.capture), e.frame) for e in finding.evidence]
-        several = len({e.capture for e in finding.evidence}) > 1
-        item["ladder"] = ladder_data(finding.evidence, rows, item["decisive"], several)
-        item["flows"] = _flows_of(finding.evidence, rows, by_path, base)
+        # one ladder per capture point: what each sniffer saw, in its own order
+        item["ladders"] = []
+        for capture in dict.fromkeys(e.capture for e in finding.evidence):
+            picked = [i for i, e in enumerate(finding.evidence) if e.capture == capture]
+            ladder = ladder_data(
+                [finding.evidence[i] for i in picked],
+                [rows[i] for i in picked],
+                [item["decisive"][i] for i in picked],
+                several=False,
+            )
+            item["ladders"].append({"capture": display_path(capture, base), **ladder})
+        item["flows"] = _flows_of(finding.evidence, rows, by_path, base, endpoints)
+        item["show_commands"] = show_commands(item["evidence"], item["decisive"])
     doc["capture_details"] = [_capture_details(cap, base) for cap in captures]
     if redactor is not None:
         doc = redact_document(doc, redactor)
     return doc
+
+
+def show_commands(evidence: list[dict[str, Any]], decisive: list[bool]) -> list[str]:
+    """`netdiag show` command lines for the decisive frames, one per capture."""
+    frames: dict[str, list[int]] = {}
+    for e, d in zip(evidence, decisive, strict=True):
+        if d:
+            frames.setdefault(e["capture"], []).append(int(e["frame"]))
+    return [
+        f"netdiag show {shlex.quote(path)} --frame {','.join(map(str, sorted(numbers)))}"
+        for path, numbers in sorted(frames.items())
+    ]
 
 
 def decisive_flags(roles: list[str]) -> list[bool]:
@@ -222,6 +246,7 @@ def _flows_of(
     rows: list[pd.Series | None],
     by_path: dict[str, LoadedCapture],
     base: str | None,
+    endpoints: dict[str, tuple[np.ndarray, ...]],
 ) -> list[dict[str, Any]]:
     """The flow-table rows of the evidence frames' connections (either direction)."""
     out: list[dict[str, Any]] = []
@@ -235,10 +260,14 @@ def _flows_of(
         if not src or not dst or proto is None:
             continue
         flows = cap.flows
-        orig_h = flows["orig_h"].astype(object).astype(str).to_numpy()
-        resp_h = flows["resp_h"].astype(object).astype(str).to_numpy()
-        orig_p = flows["orig_p"].to_numpy(dtype=np.int64)
-        resp_p = flows["resp_p"].to_numpy(dtype=np.int64)
+        if e.capture not in endpoints:
+            endpoints[e.capture] = (
+                flows["orig_h"].astype(object).astype(str).to_numpy(),
+                flows["resp_h"].astype(object).astype(str).to_numpy(),
+                flows["orig_p"].to_numpy(dtype=np.int64),
+                flows["resp_p"].to_numpy(dtype=np.int64),
+            )
+        orig_h, resp_h, orig_p, resp_p = endpoints[e.capture]
         sport = _value(row, "sport")
         dport = _value(row, "dport")
         same = flows["ip_proto"].to_numpy(dtype=np.int64) == proto
@@ -324,6 +353,8 @@ def redact_document(doc: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
             return {k: walk(v, k) for k, v in value.items()}
         return value
 
+    from netdiag.engine.finding import fingerprint
+
     out: dict[str, Any] = walk(doc)
     for item in out.get("findings", []):
         captures = sorted({e["capture"] for e in item.get("evidence", [])})
@@ -340,6 +371,7 @@ def write_redacted(fmt: str, analysis: Analysis, out: Any, redactor: Redactor) -
     """
     import json
 
+    from netdiag.engine.finding import fingerprint
     from netdiag.render import RENDERERS
 
     if fmt in ("md", "html"):

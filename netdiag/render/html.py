@@ -56,6 +56,7 @@ pre .role { color: #90a4ae; }
 table.flows code, table.summary code { white-space: nowrap; }
 .scroll { overflow-x: auto; }
 .legend .d { color: #c62828; font-weight: bold; }
+.caption { margin: 12px 0 4px; font-weight: bold; color: #37474f; }
 """
 
 
@@ -66,25 +67,33 @@ def inline(text: str) -> str:
 
 
 def rule_html(text: str) -> str:
-    """A rule's multi-line text: one paragraph per line, "- " lines as a list."""
+    """A rule's multi-line text: consecutive lines one paragraph (line breaks kept), blank
+    lines between paragraphs, "- " lines a list."""
     out: list[str] = []
-    in_list = False
+    paragraph: list[str] = []
+    items: list[str] = []
+
+    def flush() -> None:
+        if paragraph:
+            out.append("<p>" + "<br>\n".join(paragraph) + "</p>")
+            paragraph.clear()
+        if items:
+            out.append("<ul>\n" + "\n".join(f"<li>{i}</li>" for i in items) + "\n</ul>")
+            items.clear()
+
     for raw in text.strip().splitlines():
         line = raw.strip()
         if not line:
-            continue
-        if line.startswith("- "):
-            if not in_list:
-                out.append("<ul>")
-                in_list = True
-            out.append(f"<li>{inline(line[2:])}</li>")
-            continue
-        if in_list:
-            out.append("</ul>")
-            in_list = False
-        out.append(f"<p>{inline(line)}</p>")
-    if in_list:
-        out.append("</ul>")
+            flush()
+        elif line.startswith("- "):
+            if paragraph:
+                flush()
+            items.append(inline(line[2:]))
+        else:
+            if items:
+                flush()
+            paragraph.append(inline(line))
+    flush()
     return "\n".join(out)
 
 
@@ -127,18 +136,24 @@ def finding_html(number: int, item: dict[str, Any]) -> str:
         f"confidence · subject <code>{h(item['subject'])}</code>{seen}</p>"
     )
     parts.append(rule_html(item["message"]))
-    ladder = item.get("ladder") or {}
-    svg = render_svg(ladder, f"Ladder diagram of {item['code']} evidence")
-    if svg:
+    ladders = [
+        (lad, render_svg(lad, f"Ladder diagram of {item['code']} evidence in {lad['capture']}"))
+        for lad in item.get("ladders", [])
+    ]
+    ladders = [(lad, svg) for lad, svg in ladders if svg]
+    if ladders:
         parts.append("<h3>Sequence of the evidence</h3>")
         parts.append(
             '<p class="legend"><span class="d">thick red</span>: decisive frames (the first of '
             "each role); thin grey: frames repeating a role. One lane per host; a loop is a packet "
-            "a host sent to itself.</p>"
+            "a host sent to itself. One diagram per capture point.</p>"
         )
-        parts.append(f'<div class="diagram">{svg}</div>')
-        if ladder.get("not_drawn"):
-            parts.append(f'<p class="legend">{int(ladder["not_drawn"])} frames not drawn.</p>')
+        for ladder, svg in ladders:
+            if len(item.get("ladders", [])) > 1:
+                parts.append(f'<p class="caption">Seen in <code>{h(ladder["capture"])}</code></p>')
+            parts.append(f'<div class="diagram">{svg}</div>')
+            if ladder.get("not_drawn"):
+                parts.append(f'<p class="legend">{int(ladder["not_drawn"])} frames not drawn.</p>')
     if item["evidence"]:
         captures = sorted({e["capture"] for e in item["evidence"]})
         where = f" in <code>{h(captures[0])}</code>" if len(captures) == 1 else ""
@@ -147,6 +162,11 @@ def finding_html(number: int, item: dict[str, Any]) -> str:
             f"frames{where})</h3>"
         )
         parts.append(_evidence_pre(item))
+        if item.get("show_commands"):
+            parts.append(
+                '<p class="legend">Every field of the decisive frames (Wireshark\'s dissection):</p>'
+            )
+            parts.append("<pre>" + "\n".join(h(c) for c in item["show_commands"]) + "</pre>")
     if item["facts_used"]:
         parts.append("<h3>Facts used</h3>")
         parts.append(

@@ -1,7 +1,7 @@
 """Ladder (sequence) diagrams of a finding's evidence as inline SVG, for the HTML report.
 
-One vertical lane per host (per capture point and host when the evidence comes from several
-captures), one arrow per evidence frame from top to bottom in evidence order, labelled like its
+One vertical lane per host, one arrow per evidence frame from top to bottom in evidence order
+(the report draws one ladder per capture point, see ``document.build_document``), labelled like its
 tcpdump line (ports, flags, seq/ack, ARP who-has/is-at, ICMP type) with the frame number and
 clock on the left. Decisive arrows are drawn thick and red, the others thin and grey. A packet a
 host sends to itself (the L4 hairpin) is a loop on its lane.

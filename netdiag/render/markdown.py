@@ -32,20 +32,22 @@ def inline(text: str) -> str:
 def rule_text(text: str) -> list[str]:
     """A rule's multi-line text (message, explanation, remediation) as Markdown lines.
 
-    Each line is a paragraph, lines starting with "- " are list items (a list is set off by
-    blank lines, as CommonMark wants).
+    Consecutive lines form one paragraph (their line breaks are soft), blank lines separate
+    paragraphs, and lines starting with "- " are list items, set off by blank lines as
+    CommonMark wants.
     """
     lines: list[str] = []
-    in_list = False
+    previous = ""  # "text", "item" or "" (start, or after a blank line)
     for raw in text.strip().splitlines():
         stripped = raw.strip()
         if not stripped:
+            previous = ""
             continue
-        item = stripped.startswith("- ")
-        if lines and not (item and in_list):
+        kind = "item" if stripped.startswith("- ") else "text"
+        if lines and kind != previous:
             lines.append("")
-        lines.append("- " + inline(stripped[2:]) if item else inline(stripped))
-        in_list = item
+        lines.append("- " + inline(stripped[2:]) if kind == "item" else inline(stripped))
+        previous = kind
     return lines
 
 
@@ -92,6 +94,11 @@ def finding_section(number: int, item: dict[str, Any]) -> list[str]:
         out.append("")
         out.append(md_code_block(evidence_lines(item), "text"))
         out.append("")
+        if item.get("show_commands"):
+            out.append("Every field of the decisive frames (Wireshark's dissection):")
+            out.append("")
+            out.append(md_code_block(item["show_commands"], "sh"))
+            out.append("")
     if item["facts_used"]:
         out += ["### Facts used", "", "| source | line |", "|---|---|"]
         for u in item["facts_used"]:

@@ -31,6 +31,10 @@ from netdiag.scan.worker import FileResult, FileTask, analyse_file, init_worker_
 
 #: a worker overrunning the time limit by this much is killed (the soft limit did not work)
 KILL_GRACE_S = 5.0
+#: exit code of a worker process that cannot set itself up (the scan stops: not the file's fault)
+WORKER_CANNOT_START = 3
+#: below this address-space limit a worker cannot even import numpy and pandas
+MIN_MEMORY_LIMIT_MB = 512
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
@@ -240,7 +244,7 @@ def _serve(conn: multiprocessing.connection.Connection, memory_limit_mb: int) ->
     except BaseException as exc:  # e.g. a memory limit too small to import numpy: say it once
         first = (str(exc).splitlines() or [""])[0]
         print(f"netdiag scan: worker cannot start: {type(exc).__name__}: {first}", file=sys.stderr)
-        os._exit(3)
+        os._exit(WORKER_CANNOT_START)
     while True:
         try:
             task = conn.recv()
@@ -356,6 +360,9 @@ class LocalProcesses:
         slot.process.join(timeout=5)
         code = slot.process.exitcode
         self._retire(slot, kill=True)
+        if code == WORKER_CANNOT_START:
+            # the environment is broken, not the file: recording it as failed would hide it
+            raise NetdiagError(None, "a worker process cannot start (see the message above)")
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         hint = " (out of memory?)" if code == -signal.SIGKILL else ""
         return FileResult(task.path, "failed", error=f"the worker analysing it died: {how}{hint}")
@@ -524,6 +531,12 @@ def scan(options: ScanOptions, progress: ScanProgress | None = None) -> ScanSumm
     """Scan ``options.paths`` into the catalogue ``options.db``; see the module docstring."""
     started = time.perf_counter()
     progress = progress or QuietProgress()
+    if 0 < options.memory_limit_mb < MIN_MEMORY_LIMIT_MB:
+        raise NetdiagError(
+            None,
+            f"--memory-limit {options.memory_limit_mb} MB is too small: a worker needs about"
+            f" 400 MB of address space to start; give at least {MIN_MEMORY_LIMIT_MB} (0: no limit)",
+        )
     found = walk(options.paths, options.facts, options.all_files)
     if found.missing:
         raise NetdiagError(found.missing[0], "no such file or directory")

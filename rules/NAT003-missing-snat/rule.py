@@ -104,18 +104,26 @@ class MissingSnat(Rule):
         if len(np.unique(iface)) < 2:
             return
         v4 = (p["ip_version"].to_numpy() == 4) & (p["ip_src"].cat.codes.to_numpy() >= 0)
+        # cheap pre-filter: a packet seen twice has its (destination, IP id) seen twice; only
+        # those rows (and a few colliding ones) are gathered and compared on the whole key
+        rows = np.flatnonzero(v4)
+        dst_id = (
+            p["ip_dst"].cat.codes.to_numpy(dtype=np.int64)[rows] * 65536
+            + p["ip_id"].to_numpy(dtype=np.int64)[rows]
+        )
+        rows = rows[pd.Series(dst_id).duplicated(keep=False).to_numpy()]
         frame = pd.DataFrame(
             {
-                "row": np.flatnonzero(v4),
-                "ts_ns": p["ts_ns"].to_numpy()[v4],
-                "iface": iface[v4],
-                "src": p["ip_src"].cat.codes.to_numpy(dtype=np.int64)[v4],
-                "dst": p["ip_dst"].cat.codes.to_numpy(dtype=np.int64)[v4],
-                "ip_id": p["ip_id"].to_numpy(dtype=np.int64)[v4],
-                "proto": p["ip_proto"].to_numpy(dtype=np.int64)[v4],
-                "dport": p["dport"].to_numpy(dtype=np.int64)[v4],
-                "hash": p["payload_hash"].to_numpy(dtype=np.int64)[v4],
-                "seq": p["tcp_seq"].to_numpy(dtype=np.int64)[v4],
+                "row": rows,
+                "ts_ns": p["ts_ns"].to_numpy()[rows],
+                "iface": iface[rows],
+                "src": p["ip_src"].cat.codes.to_numpy(dtype=np.int64)[rows],
+                "dst": p["ip_dst"].cat.codes.to_numpy(dtype=np.int64)[rows],
+                "ip_id": p["ip_id"].to_numpy(dtype=np.int64)[rows],
+                "proto": p["ip_proto"].to_numpy(dtype=np.int64)[rows],
+                "dport": p["dport"].to_numpy(dtype=np.int64)[rows],
+                "hash": p["payload_hash"].to_numpy(dtype=np.int64)[rows],
+                "seq": p["tcp_seq"].to_numpy(dtype=np.int64)[rows],
             }
         )
         key = ["dst", "ip_id", "proto", "dport", "hash", "seq"]

@@ -61,8 +61,8 @@ def gather_u32(
         )
         rows = window[starts]
         for j, offset in enumerate(byte_offsets):
-            at = offset - first
-            out[:, j] = rows[:, at : at + 4].copy().view(dtype).reshape(n)
+            col = offset - first
+            out[:, j] = rows[:, col : col + 4].copy().view(dtype).reshape(n)
         return out
     last = len(data) - 1
     if not np.any(starts & 3) and len(data) >= 4:
@@ -142,7 +142,7 @@ class ContainerReader(ABC):
         """Read the file header from ``self.source`` (advancing ``stream_offset``), fill ``info``."""
 
     @abstractmethod
-    def _walk(self, buf: bytearray, data: np.ndarray, base_offset: int) -> WalkResult:
+    def _walk(self, buf: bytearray | memoryview, data: np.ndarray, base_offset: int) -> WalkResult:
         """Find the complete records in ``buf`` (``data`` is the same bytes as uint8 array)."""
 
     def batches(self, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[RecordBatch]:

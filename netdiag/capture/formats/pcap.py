@@ -85,7 +85,7 @@ class PcapReader(ContainerReader):
         self._caplen_at = struct.Struct(e + "I")
         self._max_caplen = max_record_bytes(linktype)
 
-    def _walk(self, buf: bytearray, data: np.ndarray, base_offset: int) -> WalkResult:
+    def _walk(self, buf: bytearray | memoryview, data: np.ndarray, base_offset: int) -> WalkResult:
         rec_len = self._rec_len
         unpack_caplen = self._caplen_at.unpack_from
         end = len(buf)

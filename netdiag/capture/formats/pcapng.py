@@ -200,7 +200,9 @@ class PcapngReader(ContainerReader):
             self.stream_offset += length
             self._add_interface(block, 0, length)
 
-    def _begin_section(self, buf: bytes | bytearray, pos: int, length: int, e: str) -> None:
+    def _begin_section(
+        self, buf: bytes | bytearray | memoryview, pos: int, length: int, e: str
+    ) -> None:
         self._section += 1
         self._local_ifaces = []
         self._set_byte_order(e)
@@ -214,7 +216,7 @@ class PcapngReader(ContainerReader):
 
     # --- the walk ------------------------------------------------------------------------------
 
-    def _walk(self, buf: bytearray, data: np.ndarray, base_offset: int) -> WalkResult:
+    def _walk(self, buf: bytearray | memoryview, data: np.ndarray, base_offset: int) -> WalkResult:
         runs: list[RecordColumns] = []
         end = len(buf)
         pos = 0
@@ -307,7 +309,13 @@ class PcapngReader(ContainerReader):
         return WalkResult(runs, consumed=pos, need=need, stop=stop, cut_short_reason=cut_reason)
 
     def _next_section(
-        self, buf: bytearray, pos: int, length: int, e: str, frame: int, base_offset: int
+        self,
+        buf: bytearray | memoryview,
+        pos: int,
+        length: int,
+        e: str,
+        frame: int,
+        base_offset: int,
     ) -> bool:
         if length < 28:
             self.info.warnings.append(lying_length_warning(frame, base_offset + pos, length))
@@ -322,7 +330,7 @@ class PcapngReader(ContainerReader):
         self._begin_section(buf, pos, length, e)
         return True
 
-    def _add_interface(self, buf: bytes | bytearray, pos: int, length: int) -> None:
+    def _add_interface(self, buf: bytes | bytearray | memoryview, pos: int, length: int) -> None:
         e = self._e
         if length >= 20:
             linktype, _reserved, snaplen = struct.unpack_from(e + "HHI", buf, pos + 8)
@@ -361,7 +369,13 @@ class PcapngReader(ContainerReader):
         self.info.ts_resolution = ",".join(names)
 
     def _small_packet_block(
-        self, buf: bytearray, pos: int, length: int, btype: int, frame: int, base_offset: int
+        self,
+        buf: bytearray | memoryview,
+        pos: int,
+        length: int,
+        btype: int,
+        frame: int,
+        base_offset: int,
     ) -> tuple[int, int, int, int | None, int, str] | None:
         """A Simple or obsolete Packet Block as (data offset, caplen, wirelen, ts units or None,
         global interface, comment); None (with a warning) when it cannot be a packet."""
