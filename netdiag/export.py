@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
-from typing import IO, Any
-
-import pandas as pd
+from typing import IO, TYPE_CHECKING, Any
 
 from netdiag.capture.schema import COLUMNS_BY_NAME
+
+if TYPE_CHECKING:  # pandas is imported by the functions that need it, not at CLI start-up
+    import pandas as pd
 
 EXPORT_FORMATS = ("csv", "json", "parquet")
 
@@ -35,6 +36,8 @@ def for_export(df: pd.DataFrame) -> pd.DataFrame:
             out[name] = col.astype("Int64").mask(col == 0)
         else:
             out[name] = col
+    import pandas as pd
+
     return pd.DataFrame(out, index=df.index)
 
 
@@ -103,6 +106,7 @@ class TableWriter:
                 text = df.to_json(orient="records", lines=True, date_format="iso")
                 self.stream.write(text if text.endswith("\n") else text + "\n")
         else:
+            import pandas as pd
             import pyarrow as pa
             import pyarrow.parquet as pq
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 import typer
 
 from netdiag.cli.common import (
@@ -15,8 +16,10 @@ from netdiag.cli.common import (
     output_stream,
     warning_lines,
 )
-from netdiag.export import TableWriter, for_export
 from netdiag.timefmt import iso_ns
+
+if TYPE_CHECKING:  # pandas is imported when a command runs, not when the CLI starts
+    import pandas as pd
 
 FLOW_FORMATS = ("table", "csv", "json", "parquet")
 
@@ -72,6 +75,7 @@ def flows_command(
     if fmt == "parquet" and output in (None, "-"):
         error_line("--format parquet needs -o FILE")
         raise typer.Exit(EXIT_INPUT_ERROR)
+    from netdiag.export import TableWriter, for_export
     from netdiag.pipeline import load_capture
 
     progress = Progress(f"reading {capture}", file_size(capture))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
-from netdiag.capinfo import CaptureSummary, summarize_capture
 from netdiag.cli.common import (
     EXIT_CLEAN,
     EXIT_INPUT_ERROR,
@@ -16,6 +16,9 @@ from netdiag.cli.common import (
 )
 from netdiag.errors import NetdiagError
 from netdiag.timefmt import duration_s, iso_ns
+
+if TYPE_CHECKING:  # numpy and pandas are imported when the command runs
+    from netdiag.capinfo import CaptureSummary
 
 
 def render_text(summary: CaptureSummary) -> str:
@@ -74,6 +77,8 @@ def info_command(
     if fmt not in ("text", "json"):
         error_line(f"--format must be text or json, not {fmt!r}")
         raise typer.Exit(EXIT_INPUT_ERROR)
+    from netdiag.capinfo import summarize_capture
+
     summaries: list[CaptureSummary] = []
     failed = False
     for path in captures:

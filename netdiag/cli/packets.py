@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from netdiag.addressbook import AddressBook
 from netdiag.capture.schema import COLUMN_NAMES
 from netdiag.cli.common import (
     EXIT_CLEAN,
@@ -16,7 +15,7 @@ from netdiag.cli.common import (
     output_stream,
     warning_lines,
 )
-from netdiag.export import EXPORT_FORMATS, TableWriter, for_export
+from netdiag.export import EXPORT_FORMATS
 
 #: columns the flow builder adds to each packet
 FLOW_COLUMNS = ("flow_id", "flow_dir", "flow_pkt_index", "icmp_err_flow_id")
@@ -46,7 +45,9 @@ def packets_command(
         error_line("--format parquet needs -o FILE")
         raise typer.Exit(EXIT_INPUT_ERROR)
 
+    from netdiag.addressbook import AddressBook
     from netdiag.capture import to_dataframe
+    from netdiag.export import TableWriter, for_export
     from netdiag.flows import FlowBuilder
     from netdiag.pipeline import iter_flow_chunks
 

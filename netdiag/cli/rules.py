@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from netdiag.cli.common import (
@@ -11,7 +13,9 @@ from netdiag.cli.common import (
     one_line_errors,
     output_stream,
 )
-from netdiag.engine.rule import INPUTS, Rule
+
+if TYPE_CHECKING:  # the engine (and pandas) load when a command runs
+    from netdiag.engine.rule import Rule
 
 
 def rule_listing(rules: dict[str, type[Rule]]) -> str:
@@ -30,6 +34,8 @@ def rule_listing(rules: dict[str, type[Rule]]) -> str:
 
 def rule_document(rule: type[Rule]) -> str:
     """A rule's metadata followed by its docstring (the headings as written)."""
+    from netdiag.engine.rule import INPUTS
+
     needs = ", ".join(sorted(rule.needs)) or "-"
     if rule.needs_any:
         needs += f"; at least one of {', '.join(sorted(rule.needs_any))}"

@@ -56,6 +56,10 @@ class AnalysisContext:
     def capture_indices(self) -> range:
         return range(len(self.captures))
 
+    def facts_only(self) -> bool:
+        """Facts and no capture: rules audit the configuration alone (low-confidence findings)."""
+        return not self.captures and self.has("facts")
+
     def _cached(self, kind: str, index: int, build: Any) -> Any:
         key = (kind, index)
         if key not in self._cache:
