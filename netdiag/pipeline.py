@@ -115,7 +115,7 @@ def load_capture(
 ) -> LoadedCapture:
     """Read one capture into its packet table (all or control packets) and flow table."""
     from netdiag.capture import to_dataframe
-    from netdiag.capture.table import release_freed_memory
+    from netdiag.capture.table import compact_chunk, join_column, release_freed_memory
     from netdiag.flows import FlowBuilder
 
     book = book or AddressBook()
@@ -130,7 +130,8 @@ def load_capture(
         elif retention == "control":
             mask = control_mask(chunk)
             dropped += int(len(mask) - mask.sum())
-            kept.append(_take(chunk, mask))
+            # constant columns (mostly absent fields) of the kept rows cost no memory per row
+            kept.append(compact_chunk(_take(chunk, mask)))
         else:
             kept.append(chunk)
     assert info is not None  # iter_flow_chunks yields at least once, or raises
@@ -139,9 +140,7 @@ def load_capture(
     kept = kept or [_empty_chunk_with_flow_columns()]
     # the decoder's table knows only the schema's columns; each column leaves the chunks as it
     # is joined, so that the packets are not held twice
-    flow_columns = {
-        c: np.concatenate([chunk.pop(c) for chunk in kept]) for c in FLOW_PACKET_COLUMNS
-    }
+    flow_columns = {c: join_column([chunk.pop(c) for chunk in kept]) for c in FLOW_PACKET_COLUMNS}
     packets = to_dataframe(kept, book, consume=True)
     release_freed_memory()
     for column, values in flow_columns.items():

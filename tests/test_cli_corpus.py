@@ -6,11 +6,10 @@ import signal
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS
 from typer.testing import CliRunner
 
 from netdiag.cli.main import app
-
-from conftest import CORPUS
 
 runner = CliRunner()
 

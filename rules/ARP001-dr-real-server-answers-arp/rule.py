@@ -26,6 +26,13 @@ garp-for-vip-from-rs) and the frames for the VIP delivered to the real server's 
 other than the director (frame-to-vip-bypassing-director). With facts: the real server with the
 VIP on lo, and its effective arp_ignore and arp_announce (the kernel uses max(all, interface)).
 
+From facts alone (`--facts` and no capture), the configuration is audited: a host holding a VIP
+on lo (or a dummy interface) whose effective arp_ignore < 1 or arp_announce < 2 on the interface
+facing the segment (the one carrying its real-server address, else the one towards the director
+or its default gateway) gives a low-confidence finding with no frames. facts_used lists the VIP's
+address line, the ipvsadm/keepalived service and real-server lines, and the sysctl lines the
+effective values come from; the remediation gives the exact sysctl lines with the interface name.
+
 Remediation
 -----------
 On every real server, with the VIP on lo: `net.ipv4.conf.all.arp_ignore = 1`,
@@ -42,6 +49,11 @@ keepalived/VRRP failover also moves a VIP from one MAC to another, but the new o
 only one to claim it and no director relays frames to it: that is reported by ARP002 at info
 level, not here.
 
+The facts-only audit counts an address on lo as a VIP only when the facts also name it as a
+load-balancer service address or show it on another host (an address of its own on lo, such as a
+router id, is left alone), skips the director itself, and reports only values the facts prove too
+low: when the interface's own value is missing, `all` is only a lower bound and nothing is said.
+
 References
 ----------
 - Seeds 001 and 003: LVS-DR setup, arp_ignore=1 / arp_announce=2 on all and lo.
@@ -51,12 +63,15 @@ References
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pandas as pd
 
 from netdiag.engine import AnalysisContext, Finding, Rule
 from netdiag.engine.finding import Confidence, FactUsed
+from netdiag.facts.model import Address, Host, Interface
 from netdiag.render import wireshark_filter as wf
 
 _ROLE_BY_KIND = {
@@ -72,10 +87,14 @@ class DrRealServerAnswersArp(Rule):
     title = "LVS-DR real server answers or announces ARP for the VIP"
     category = "arp"
     severity = "error"
-    needs = frozenset({"arp"})
+    needs = frozenset()
+    needs_any = frozenset({"arp", "facts"})
     references = ("seeds 001 and 003 (LVS-DR)", "Linux ip-sysctl: arp_ignore, arp_announce")
 
     def check(self, ctx: AnalysisContext) -> Iterable[Finding]:
+        if ctx.facts_only():
+            yield from self._audit_facts(ctx)
+            return
         for index in ctx.capture_indices():
             claims = ctx.arp_claims(index)
             for ip, group in claims.groupby("ip", sort=True):
@@ -264,3 +283,163 @@ class DrRealServerAnswersArp(Rule):
                 lines.append(f"net.ipv4.conf.all.{name} = {want}")
                 lines.append(f"net.ipv4.conf.{iface}.{name} = {want}")
         return used, lines
+
+    # --- facts alone: the configuration audit -------------------------------------------------
+    def _audit_facts(self, ctx: AnalysisContext) -> Iterable[Finding]:
+        """One low-confidence finding per VIP held on lo by real servers that would answer ARP."""
+        facts = ctx.facts
+        if facts is None:
+            return
+        per_vip: dict[str, list[_LeakyRealServer]] = {}
+        for host in sorted(facts.hosts.values(), key=lambda h: h.name):
+            for iface, addr in host.addresses():
+                if not _is_loopback(iface) or not _vip_candidate(addr.address):
+                    continue
+                found = self._audit_real_server(ctx, host, iface, addr)
+                if found is not None:
+                    per_vip.setdefault(addr.address, []).append(found)
+        for vip in sorted(per_vip):
+            yield self._facts_finding(ctx, vip, per_vip[vip])
+
+    @staticmethod
+    def _audit_real_server(
+        ctx: AnalysisContext, host: Host, iface: Interface, addr: Address
+    ) -> _LeakyRealServer | None:
+        """``host`` holds ``addr`` on lo: is it a VIP, and do the sysctls let the host claim it?"""
+        facts = ctx.facts
+        assert facts is not None
+        vip = addr.address
+        services = facts.services_by_vip(vip)
+        if any(h is host for h, _ in services):
+            return None  # the director itself
+        others = [(h, i) for h, i in facts.owners(vip) if h is not host]
+        dr_entries = [
+            (s, rs)
+            for _h, s in services
+            for rs in s.real_servers
+            if rs.method.upper() == "DR" and host.owns(rs.address) is not None
+        ]
+        if not (services or others):
+            return None  # an address of its own on lo (router id, anycast): not a shared VIP
+        segment = _segment_interface(host, [rs.address for _s, rs in dr_entries], others)
+        if segment is None:
+            return None
+        used: list[FactUsed] = [u for u in [ctx.fact(addr.source)] if u is not None]
+        for service, rs in dr_entries[:1]:
+            used += [u for u in (ctx.fact(service.source), ctx.fact(rs.source)) if u is not None]
+        wrong = []
+        for name, want in (("arp_ignore", 1), ("arp_announce", 2)):
+            eff = host.effective_sysctl(name, segment)
+            if eff.value is None or "lower bound" in eff.rule or eff.value >= want:
+                continue  # unknown, or not proven too low by the facts
+            used += [u for u in (ctx.fact(s.source) for s in eff.used) if u is not None]
+            wrong.append((name, want, eff.value, eff.rule))
+        if not wrong:
+            return None
+        director = next(
+            ((h.name, i.name) for h, i in others if not _is_loopback(i)),
+            (services[0][0].name, "") if services else ("", ""),
+        )
+        return _LeakyRealServer(
+            host=host.name,
+            lo=addr.label or iface.name,
+            segment=segment,
+            dr_service=(f"{dr_entries[0][0].vip}:{dr_entries[0][0].port}" if dr_entries else ""),
+            wrong=wrong,
+            used=used,
+            director=director,
+        )
+
+    def _facts_finding(
+        self, ctx: AnalysisContext, vip: str, servers: list[_LeakyRealServer]
+    ) -> Finding:
+        parts = []
+        lines = []
+        for rs in servers:
+            values = ", ".join(f"{n} = {v} ({r})" for n, _w, v, r in rs.wrong)
+            role = f"a DR real server of {rs.dr_service}" if rs.dr_service else "it"
+            parts.append(
+                f"{rs.host} holds {vip} on {rs.lo} ({role}) with {values} on {rs.segment}, "
+                f"the interface facing the segment"
+            )
+            lines.append(f"On {rs.host}, set and persist in /etc/sysctl.d/90-lvs-dr.conf:")
+            for name, want, _v, _r in rs.wrong:
+                lines.append(f"net.ipv4.conf.all.{name} = {want}")
+                lines.append(f"net.ipv4.conf.{rs.segment}.{name} = {want}")
+        lines.append("then apply with `sysctl --system`.")
+        director, director_iface = servers[0].director
+        if director and director_iface:
+            lines.append(
+                f"If the router already caches a real server's MAC for {vip}, refresh it from "
+                f"{director}: `arping -U -c 3 -I {director_iface} {vip}`."
+            )
+        message = (
+            "Facts: "
+            + "; ".join(parts)
+            + f". Such a host answers who-has {vip} or announces it as the sender of its own ARP "
+            "requests, so the router can learn its MAC for the VIP. From facts alone: no capture "
+            "shows whether it has already happened."
+        )
+        return self.finding(
+            ctx,
+            subject=f"VIP {vip}",
+            message=message,
+            confidence="low",
+            facts_used=[u for rs in servers for u in rs.used],
+            explanation=(
+                f"A real server accepts the director's frames for {vip} because it holds {vip} on "
+                "lo; with arp_ignore < 1 it also answers ARP requests for it arriving on any "
+                "interface, and with arp_announce < 2 it may use it as the sender address of its own "
+                "ARP requests. The kernel uses max(all, interface) for both."
+            ),
+            remediation="\n".join(lines),
+            captures=[],
+        )
+
+
+@dataclass
+class _LeakyRealServer:
+    """A host holding a VIP on lo whose ARP sysctls let it claim the VIP (from facts)."""
+
+    host: str
+    lo: str
+    segment: str
+    dr_service: str
+    wrong: list[tuple[str, int, int, str]]
+    used: list[FactUsed]
+    director: tuple[str, str]
+
+
+def _is_loopback(iface: Interface) -> bool:
+    return iface.name == "lo" or iface.kind in ("loopback", "dummy")
+
+
+def _vip_candidate(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return ip.version == 4 and not ip.is_loopback and not ip.is_link_local
+
+
+def _segment_interface(
+    host: Host, rs_addresses: list[str], others: list[tuple[Host, Interface]]
+) -> str | None:
+    """The interface on which the host receives ARP requests for the VIP (the segment's)."""
+    for address in rs_addresses:
+        iface = host.owns(address)
+        if iface is not None and not _is_loopback(iface):
+            return iface.name
+    for _other, iface in others:  # the director's own address on the shared segment
+        for a in iface.addresses:
+            if a.address in {x.address for _i, x in host.addresses()}:
+                continue
+            name = host.egress_interface(a.address)
+            if name and name != "lo":
+                return name
+    for route in host.default_routes():
+        if route.gateway:
+            name = host.egress_interface(route.gateway)
+            if name:
+                return name
+    return None

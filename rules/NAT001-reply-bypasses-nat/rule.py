@@ -22,6 +22,14 @@ syn-forwarded-to-rip (same ISN), with no SYN-ACK back. From the director's captu
 message warns that a real server that does not answer at all looks the same. With facts: the real
 server's default route, which does not point at the director (high confidence).
 
+From facts alone (`--facts` and no capture), the configuration is audited: for each LVS-NAT real
+server (ipvsadm `-m`, keepalived `lb_kind NAT`) whose host is in the facts and sits on a subnet of
+the director, the route it uses towards the client side (the director's own default gateway, with
+the real server's address as source, so policy rules count; else its default route) must go via
+the director's inside address (DIP). When it does not, a low-confidence finding with no frames
+names the route line, the service and real-server lines and the DIP, and the fix
+(`ip route replace default via DIP`).
+
 Remediation
 -----------
 Route the real server's replies through the director: make the director's inside address the
@@ -34,6 +42,9 @@ A SYN-ACK from another address than the SYN went to is never legitimate TCP. The
 form can also be a real server that is down or filters the port: the message says so and the
 confidence is low unless the facts show the real server's default route bypasses the director.
 A backend that sends its own connection back to itself (LB001, source = destination) is excluded.
+The facts-only audit skips real servers the director does not reach on a subnet of its own (a
+router between them may route the replies back, which the facts cannot show), and real servers
+whose host is not in the facts.
 
 References
 ----------
@@ -53,6 +64,7 @@ from netdiag.capture.schema import TCP_ACK, TCP_RST, TCP_SYN
 from netdiag.engine import AnalysisContext, Evidence, Finding, Rule
 from netdiag.engine.context import rows_in
 from netdiag.engine.finding import EVIDENCE_CAP, Confidence
+from netdiag.facts.model import Address, Host
 from netdiag.render import wireshark_filter as wf
 
 _MOD = 2**32
@@ -64,10 +76,14 @@ class ReplyBypassesNat(Rule):
     title = "NAT real server replies bypass the director (SYN-ACK from the real server's address)"
     category = "nat"
     severity = "error"
-    needs = frozenset({"packets"})
+    needs = frozenset()
+    needs_any = frozenset({"packets", "facts"})
     references = ("seed 004 (LVS-NAT lab)", "LVS-NAT: real servers route replies via the director")
 
     def check(self, ctx: AnalysisContext) -> Iterable[Finding]:
+        if ctx.facts_only():
+            yield from self._audit_facts(ctx)
+            return
         # subject (rip, vip, vport) -> evidence tables per capture, attempts, kinds of proof
         subjects: dict[tuple[str, str, int], dict] = {}
         for index in ctx.capture_indices():
@@ -279,6 +295,91 @@ class ReplyBypassesNat(Rule):
                 text += f", not the director's {dip}"
             return used, text, dip
         return [], "", dip
+
+    # --- facts alone: the configuration audit -------------------------------------------------
+    def _audit_facts(self, ctx: AnalysisContext) -> Iterable[Finding]:
+        """LVS-NAT real servers whose route back to the clients does not go via the director."""
+        facts = ctx.facts
+        if facts is None:
+            return
+        seen: set[tuple[str, str, int]] = set()
+        for director, service in sorted(facts.services(), key=lambda hs: (hs[0].name, hs[1].vip)):
+            # the client side: the director's own next hop towards the world (else the default)
+            client_side = next((r.gateway for r in director.default_routes() if r.gateway), "")
+            for rs in service.real_servers:
+                if rs.method.upper() != "NAT":
+                    continue
+                dip = _inside_address(director, rs.address)
+                if dip is None:
+                    continue  # the director reaches it through a router: cannot judge
+                for host, _iface in facts.owners(rs.address):
+                    if host is director:
+                        continue
+                    route = (
+                        host.route_lookup(client_side, src=rs.address)
+                        if client_side
+                        else next(iter(host.default_routes()), None)
+                    )
+                    if route is None or route.type != "unicast" or route.gateway == dip.address:
+                        continue
+                    key = (rs.address, service.vip, service.port or 0)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    yield self._facts_finding(ctx, key, host, route, director, dip, service, rs)
+
+    def _facts_finding(self, ctx, key, host, route, director, dip, service, rs) -> Finding:  # type: ignore[no-untyped-def]
+        rip, vip, vport = key
+        used = [
+            u
+            for u in (
+                ctx.fact(route.source),
+                ctx.fact(service.source),
+                ctx.fact(rs.source),
+                ctx.fact(dip.source),
+            )
+            if u is not None
+        ]
+        via = f"via {route.gateway}" if route.gateway else "directly (a connected route)"
+        what = "default route" if route.network.prefixlen == 0 else f"route {route.destination}"
+        device = f" dev {route.device}" if route.device else ""
+        destination = "default" if route.network.prefixlen == 0 else route.destination
+        return self.finding(
+            ctx,
+            subject=f"{rip} replies for {vip}:{vport}",
+            message=(
+                f"Facts: {director.name} serves {vip}:{vport} by LVS-NAT with real server {rip} "
+                f"({host.name}), whose {what} towards the clients goes {via}{device}, not via the "
+                f"director's inside address {dip.address}. Its replies would bypass the director "
+                "and reach the clients with the source address "
+                f"{rip}. From facts alone: no capture shows the connections failing."
+            ),
+            confidence="low",
+            facts_used=used,
+            explanation=(
+                f"The director rewrites the destination {vip} to {rip}; only the director can "
+                f"rewrite the reply's source back to {vip}, so {rip}'s replies must be routed "
+                f"through {dip.address}. Sent elsewhere, they reach the client from {rip}, which "
+                "the client resets, or they are dropped."
+            ),
+            remediation=(
+                f"On {host.name} ({rip}): `ip route replace {destination} via {dip.address}"
+                f"{device}` and make it persistent (netplan, ifcfg or systemd-networkd); or a "
+                f"policy route for the replies: `ip rule add from {rip} sport {vport} lookup 100` "
+                f"with `ip route add default via {dip.address} table 100`; or switch the service "
+                "to LVS-DR / full-NAT."
+            ),
+            captures=[],
+        )
+
+
+def _inside_address(director: Host, rip: str) -> Address | None:
+    """The director's address on the real server's subnet (the DIP), or None."""
+    ip = ipaddress.ip_address(rip)
+    for _iface, addr in director.addresses():
+        if addr.address != rip and _in(ip, addr) and addr.prefixlen < ip.max_prefixlen:
+            return addr
+    return None
 
 
 def _in(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, addr: object) -> bool:

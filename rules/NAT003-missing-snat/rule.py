@@ -23,6 +23,13 @@ packets from the private source (syn-from-private-source, request-from-private-s
 edge's ICMP unreachable about the replies (icmp-unreachable). With facts: the existing source-NAT
 rules and the subnet of S.
 
+From facts alone (`--facts` and no capture), the configuration is audited: a host with
+net.ipv4.ip_forward = 1 and a SNAT/MASQUERADE rule naming both a source subnet and the outside
+interface, one of whose connected private subnets (another interface than the outside one) no
+source-NAT rule on that interface covers, gives a low-confidence finding with no frames. facts_used
+lists the subnet's route line, the ip_forward line and the existing rules; the message names the
+hosts of the facts whose default gateway is the host's address on that subnet.
+
 Remediation
 -----------
 Add S's subnet to the gateway's source NAT, on the outside interface, e.g. nftables
@@ -36,6 +43,12 @@ Routers between private networks forward private sources unchanged by design: th
 counts packets towards public destinations, and at the gateway only when the same device
 translates other sources. At a server, private sources are normal inside a private network: the
 server-side form needs the edge's ICMP unreachable for the replies.
+
+The facts-only audit needs a rule that names the outside interface and a source subnet (docker's
+own `-s 172.17.0.0/16 ! -o docker0` masquerade does not show that other subnets are meant to be
+translated), so a plain router or a docker host with a second private NIC is not reported. An
+inside subnet that is deliberately routed without NAT (to a private WAN) would still be reported:
+the finding is low-confidence and says it comes from facts alone.
 
 References
 ----------
@@ -86,10 +99,14 @@ class MissingSnat(Rule):
     title = "Private sources leave the NAT gateway untranslated (missing SNAT/masquerade)"
     category = "nat"
     severity = "error"
-    needs = frozenset({"packets"})
+    needs = frozenset()
+    needs_any = frozenset({"packets", "facts"})
     references = ("RFC 1918", "RFC 3022 (traditional NAT)")
 
     def check(self, ctx: AnalysisContext) -> Iterable[Finding]:
+        if ctx.facts_only():
+            yield from self._audit_facts(ctx)
+            return
         for index in ctx.capture_indices():
             yield from self._gateway_side(ctx, index)
             yield from self._server_side(ctx, index)
@@ -333,3 +350,104 @@ class MissingSnat(Rule):
             f"Add {cidr} to the gateway's source NAT on the outside interface {out_iface}:\n"
             f"  {first}\n(or: {second}), and make it persistent."
         )
+
+    # --- facts alone: the configuration audit -------------------------------------------------
+    def _audit_facts(self, ctx: AnalysisContext) -> Iterable[Finding]:
+        """Forwarding hosts that source-NAT some inside subnets out of an interface but not all."""
+        facts = ctx.facts
+        if facts is None:
+            return
+        for host in sorted(facts.hosts.values(), key=lambda h: h.name):
+            if host.effective_sysctl("ip_forward").value != 1:
+                continue
+            snat = [r for r in host.nat_rules if r.action in ("SNAT", "MASQUERADE")]
+            if not snat:
+                continue
+            defaults = [r for r in host.default_routes() if r.device]
+            named = [r.out_iface for r in snat if r.out_iface and not r.out_iface.startswith("!")]
+            outside = named[0] if named else (defaults[0].device if defaults else "")
+            if not outside:
+                continue
+            on_outside = [r for r in snat if _applies_to(r.out_iface, outside)]
+            # the intent: a rule naming both a source and the outside interface; docker's own
+            # `-s 172.17.0.0/16 ! -o docker0` masquerade says nothing about the other subnets
+            intent = [
+                r
+                for r in on_outside
+                if r.src and not r.src.startswith("!") and r.out_iface == outside
+            ]
+            if not intent:
+                continue
+            for route in host.table_routes():
+                if route.gateway or route.type != "unicast" or route.device in ("", "lo", outside):
+                    continue
+                try:
+                    net = route.network
+                except ValueError:
+                    continue
+                if net.version != 4 or net.prefixlen == 0 or not _private(str(net.network_address)):
+                    continue
+                first, last = str(net.network_address + 1), str(net.broadcast_address - 1)
+                if any(r in on_outside for r in host.nat_rules_covering_source(first)) and any(
+                    r in on_outside for r in host.nat_rules_covering_source(last)
+                ):
+                    continue
+                yield self._facts_finding(ctx, host, route, outside, intent)
+
+    def _facts_finding(self, ctx: AnalysisContext, host, route, outside, intent) -> Finding:  # type: ignore[no-untyped-def]
+        cidr = str(route.network)
+        ip_forward = host.effective_sysctl("ip_forward")
+        used = [u for u in [ctx.fact(route.source)] if u is not None]
+        used += [u for u in (ctx.fact(s.source) for s in ip_forward.used) if u is not None]
+        used += [u for u in (ctx.fact(r.source) for r in intent) if u is not None]
+        covered = sorted({r.src for r in intent})
+        text = getattr(intent[0].source, "text", "")
+        style = "iptables" if "-j" in text else "nft"
+        # who uses this host as the gateway of that subnet (strengthens the case)
+        users = [
+            h.name
+            for h in ctx.facts.hosts.values()  # type: ignore[union-attr]
+            if h is not host
+            and any(
+                d.gateway and _inside(d.gateway, route.network) and host.owns(d.gateway)
+                for d in h.default_routes()
+            )
+        ]
+        return self.finding(
+            ctx,
+            subject=f"{cidr} not translated",
+            message=(
+                f"Facts: {host.name} forwards (net.ipv4.ip_forward = 1) and source-NATs "
+                f"{', '.join(covered)} out of {outside}, but no SNAT/MASQUERADE rule covers its "
+                f"connected subnet {cidr} on {route.device}"
+                + (f" (default gateway of {', '.join(sorted(users))})" if users else "")
+                + f": packets from {cidr} would leave {outside} with their private source. From "
+                "facts alone: no capture shows such packets."
+            ),
+            confidence="low",
+            facts_used=used,
+            explanation=(
+                f"{host.name} translates some inside subnets but not {cidr}: packets from it "
+                "would reach the outside with a private source address, and replies could not be "
+                "routed back."
+            ),
+            remediation=self._remediation(cidr, outside, style),
+            captures=[],
+        )
+
+
+def _applies_to(out_iface: str, outside: str) -> bool:
+    """Does an iptables/nft output-interface match ('' any, '!' negation, 'eth+') cover it?"""
+    if not out_iface:
+        return True
+    negate = out_iface.startswith("!")
+    name = out_iface.lstrip("!").strip()
+    hit = outside.startswith(name[:-1]) if name.endswith("+") else outside == name
+    return hit != negate
+
+
+def _inside(address: str, net) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        return ipaddress.ip_address(address) in net
+    except (ValueError, TypeError):
+        return False

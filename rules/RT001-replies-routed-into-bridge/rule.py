@@ -22,6 +22,13 @@ The request arriving (request-in), the ARP request for P leaving on the wrong in
 retransmissions. With facts: the connected route that covers P and its interface, the interface
 names (ifindex -> name from `ip -o link`), and the docker setting to change.
 
+From facts alone (`--facts` and no capture), the configuration is audited: a host whose connected
+route of a local bridge (docker0, br-*, cni0, virbr0, or an interface of kind bridge) wins the
+route lookup for an interface address of another host in the facts gives a low-confidence finding
+with no frames, per bridge route. facts_used names the route line and the docker network (or
+daemon.json `bip`) line; the remediation proposes a free `bip` and more specific routes for the
+peers' subnets via the uplink.
+
 Remediation
 -----------
 Move the bridge to an address range that does not contain the peers: for docker0 set `"bip"` in
@@ -36,6 +43,11 @@ A host that forwards requests to a container (DNAT) sends them into the bridge w
 container's address as destination, not P's: that is not counted. A host with two uplinks and
 asymmetric routing would show replies on the other uplink: the message names the interface, and
 the facts (no bridge route covering P) lower nothing but make it clear.
+
+The facts-only audit does not count a peer living on the bridge's own subnet (a container or VM
+behind it), a peer the host routes elsewhere (a more specific route, as in the stop-gap), nor a
+peer that also has an address on one of the host's other subnets (a router's far-side interface:
+the host reaches that router on its near side).
 
 References
 ----------
@@ -66,10 +78,14 @@ class RepliesRoutedIntoBridge(Rule):
     title = "Replies to a peer leave on a local bridge (docker0 route hijack)"
     category = "routing"
     severity = "error"
-    needs = frozenset({"packets"})
+    needs = frozenset()
+    needs_any = frozenset({"packets", "facts"})
     references = ("seed 002 scenario 2 (docker0 route hijack)", "Docker daemon.json: bip")
 
     def check(self, ctx: AnalysisContext) -> Iterable[Finding]:
+        if ctx.facts_only():
+            yield from self._audit_facts(ctx)
+            return
         for index in ctx.capture_indices():
             yield from self._check_capture(ctx, index)
 
@@ -343,3 +359,186 @@ class RepliesRoutedIntoBridge(Rule):
             f"`ip route add {peer}/32 via {gateway or '<gateway>'} dev {uplink}`."
         )
         return "\n".join(lines)
+
+    # --- facts alone: the configuration audit -------------------------------------------------
+    def _audit_facts(self, ctx: AnalysisContext) -> Iterable[Finding]:
+        """Bridge routes that win the route lookup for another known host's address."""
+        facts = ctx.facts
+        if facts is None:
+            return
+        hosts = sorted(facts.hosts.values(), key=lambda h: h.name)
+        for host in hosts:
+            for route in host.table_routes():
+                if route.gateway or route.type != "unicast" or not _is_bridge(host, route.device):
+                    continue
+                try:
+                    net = route.network
+                except ValueError:
+                    continue
+                if net.prefixlen == 0:
+                    continue
+                peers = _peers_in(host, hosts, net, route)
+                if peers:
+                    yield self._facts_finding(ctx, host, route, peers)
+
+    def _facts_finding(self, ctx: AnalysisContext, host, route, peers) -> Finding:  # type: ignore[no-untyped-def]
+        bridge = route.device
+        used = [u for u in [ctx.fact(route.source)] if u is not None]
+        networks = [n for n in host.container_networks if n.bridge == bridge]
+        used += [u for u in (ctx.fact(n.source) for n in networks) if u is not None]
+        defaults = host.default_routes()
+        gateway = defaults[0].gateway if defaults else ""
+        uplink = defaults[0].device if defaults else ""
+        named = ", ".join(
+            f"{addr.address} ({peer.name} {iface.name})" for peer, iface, addr in peers
+        )
+        docker = next((n for n in networks if n.kind in ("network", "bip")), None)
+        message = (
+            f"Facts: {host.name} has the connected route {route.destination} dev {bridge}, which "
+            f"covers {named}"
+            + (
+                f" (docker network {docker.name!r}, subnet {docker.subnet or '?'})"
+                if docker is not None
+                else ""
+            )
+            + f": replies to {'them' if len(peers) > 1 else 'it'} and the ARP requests for "
+            f"{'them' if len(peers) > 1 else 'it'} would leave on {bridge}"
+            + (f" instead of {uplink}" if uplink else "")
+            + ". From facts alone: no capture shows whether these peers talk to "
+            f"{host.name}."
+        )
+        addresses = [addr.address for _p, _i, addr in peers]
+        return self.finding(
+            ctx,
+            subject=f"route {route.destination} dev {bridge} on {host.name}",
+            message=message,
+            confidence="low",
+            facts_used=used,
+            explanation=(
+                f"{host.name} picks the route for a destination by longest prefix: "
+                f"{route.destination} dev {bridge} is more specific than its "
+                f"{'default route' if defaults else 'other routes'}, so packets for "
+                f"{', '.join(addresses)} go into the bridge, where those hosts do not live."
+            ),
+            remediation=_facts_remediation(host, addresses, peers, bridge, gateway, uplink),
+            captures=[],
+        )
+
+
+def _is_bridge(host, device: str) -> bool:  # type: ignore[no-untyped-def]
+    iface = host.interfaces.get(device)
+    return bool(device) and (
+        device.startswith(BRIDGE_PREFIXES) or (iface is not None and iface.kind == "bridge")
+    )
+
+
+def _peers_in(host, hosts, net, route) -> list:  # type: ignore[no-untyped-def]
+    """Other hosts' interface addresses inside ``net`` that ``host`` would route via ``route``.
+
+    A peer on the bridge's own subnet (a container or VM behind that bridge) belongs there and
+    is not counted; neither is a peer the host routes elsewhere (a more specific route), nor a
+    peer that also has an address on one of the host's other subnets (reached there).
+    """
+    own = {a.address for _i, a in host.addresses()}
+    near_nets = []
+    for iface, a in host.addresses():
+        if iface.name != route.device and iface.kind != "loopback" and iface.name != "lo":
+            try:
+                near_nets.append(a.network)
+            except ValueError:
+                continue
+    out = []
+    for peer in hosts:
+        if peer is host:
+            continue
+        # a peer with an address on one of the host's own (non-bridge) subnets is reached there:
+        # its far-side addresses (a router's other interfaces) are not what the host talks to
+        if any(_address_in(a.address, n) for _i, a in peer.addresses() for n in near_nets):
+            continue
+        for iface, addr in peer.addresses():
+            if iface.name == "lo" or iface.kind == "loopback" or addr.address in own:
+                continue
+            try:
+                ip = ipaddress.ip_address(addr.address)
+                if ip.version != net.version or ip not in net or ip.is_link_local:
+                    continue
+                if addr.network == net:
+                    continue  # lives on that bridge's subnet
+            except ValueError:
+                continue
+            hit = host.route_lookup(addr.address)
+            if hit is None or hit.device != route.device or hit.destination != route.destination:
+                continue
+            out.append((peer, iface, addr))
+    return out
+
+
+def _address_in(address: str, net) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return ip.version == net.version and ip in net and not (ip.is_loopback or ip.is_link_local)
+
+
+def _facts_remediation(host, addresses, peers, bridge, gateway, uplink) -> str:  # type: ignore[no-untyped-def]
+    """The bridge setting to change (a free range for daemon.json's bip), then a stop-gap."""
+    taken = []
+    for _i, a in host.addresses():
+        try:
+            taken.append(a.network)
+        except ValueError:
+            continue
+    peer_ips = [ipaddress.ip_address(a) for a in addresses]
+    bip = next(
+        (
+            c
+            for c in ("172.30.0.1/16", "10.254.0.1/16", "192.168.254.1/24")
+            if not any(ip in ipaddress.ip_interface(c).network for ip in peer_ips)
+            and not any(
+                ipaddress.ip_interface(c).network.overlaps(n)
+                for n in taken
+                if n.version == 4 and n.prefixlen > 0
+            )
+        ),
+        "172.30.0.1/16",
+    )
+    lines = []
+    if bridge.startswith("docker"):
+        bip_line = next(
+            (n.source for n in host.container_networks if n.kind == "bip" and n.source), None
+        )
+        where = f" (today {bip_line.ref}: {bip_line.text.strip()})" if bip_line else ""
+        lines.append(
+            f"On {host.name}, give {bridge} a range that contains none of them: in "
+            f'/etc/docker/daemon.json set {{"bip": "{bip}"}}{where} and restart docker '
+            "(containers get new addresses)."
+        )
+    elif bridge.startswith("br-"):
+        lines.append(
+            f"On {host.name}, recreate the docker network of {bridge} with a --subnet that "
+            'contains none of them, or set "default-address-pools" in /etc/docker/daemon.json.'
+        )
+    elif bridge.startswith("cni"):
+        lines.append(
+            f"On {host.name}, change the pod/bridge subnet of the CNI configuration of {bridge} so "
+            "that it contains none of them."
+        )
+    else:
+        lines.append(
+            f"On {host.name}, change the address range of {bridge} (e.g. `virsh net-edit`) so "
+            "that it contains none of them."
+        )
+    # stop-gap: the peers' own subnets (more specific than the bridge's) via the uplink
+    stopgaps = []
+    for _peer, _iface, addr in peers:
+        net = addr.network
+        target = str(net) if net.prefixlen < net.max_prefixlen else f"{addr.address}/32"
+        if target not in stopgaps:
+            stopgaps.append(target)
+    lines.append("Stop-gap, more specific routes via the uplink:")
+    for target in stopgaps:
+        lines.append(
+            f"ip route add {target} via {gateway or '<gateway>'} dev {uplink or '<uplink>'}"
+        )
+    return "\n".join(lines)
