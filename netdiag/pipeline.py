@@ -132,16 +132,23 @@ def load_capture(
             dropped += int(len(mask) - mask.sum())
             # constant columns (mostly absent fields) of the kept rows cost no memory per row
             kept.append(compact_chunk(_take(chunk, mask)))
+            del chunk, mask
+            release_freed_memory()  # the dropped rows' pages, between the kept ones
         else:
             kept.append(chunk)
     assert info is not None  # iter_flow_chunks yields at least once, or raises
-    flows = builder.finish()
-    del builder  # its per-flow state is done with: make room for the packet table
     kept = kept or [_empty_chunk_with_flow_columns()]
-    # the decoder's table knows only the schema's columns; each column leaves the chunks as it
-    # is joined, so that the packets are not held twice
+    # The packet table is joined before the flow table is finished: the joined table is smaller
+    # than its chunks (addresses become narrow Categorical codes), and finishing the flows needs
+    # its own working memory, so the two peaks do not add up. The decoder's table knows only the
+    # schema's columns; each column leaves the chunks as it is joined, so that the packets are
+    # not held twice.
     flow_columns = {c: join_column([chunk.pop(c) for chunk in kept]) for c in FLOW_PACKET_COLUMNS}
     packets = to_dataframe(kept, book, consume=True)
+    del kept
+    release_freed_memory()
+    flows = builder.finish()
+    del builder  # its per-flow state is done with
     release_freed_memory()
     for column, values in flow_columns.items():
         packets[column] = values

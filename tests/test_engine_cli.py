@@ -125,7 +125,7 @@ def test_facts_alone_audit_the_configuration() -> None:
     jsonschema.validate(report, SCHEMA)
     assert report["captures"] == []
     skipped = {s["code"]: s["reason"] for s in report["rules"]["skipped"]}
-    assert skipped["LB001"] == "no capture" and skipped["ARP001"] == "no capture with ARP"
+    assert skipped["LB001"] == "no capture" and skipped["ARP002"] == "no capture with ARP"
     assert [(f["code"], f["confidence"]) for f in report["findings"]] == [("NAT002", "low")]
 
 

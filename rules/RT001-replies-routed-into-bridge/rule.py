@@ -418,7 +418,8 @@ class RepliesRoutedIntoBridge(Rule):
                 f"{host.name} picks the route for a destination by longest prefix: "
                 f"{route.destination} dev {bridge} is more specific than its "
                 f"{'default route' if defaults else 'other routes'}, so packets for "
-                f"{', '.join(addresses)} go into the bridge, where those hosts do not live."
+                f"{', '.join(addresses)} go into the bridge, where "
+                f"{'those hosts do' if len(addresses) > 1 else 'that host does'} not live."
             ),
             remediation=_facts_remediation(host, addresses, peers, bridge, gateway, uplink),
             captures=[],

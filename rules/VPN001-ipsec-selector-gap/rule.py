@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from pathlib import PurePath
 
 import numpy as np
 import pandas as pd
@@ -154,7 +155,9 @@ class IpsecSelectorGap(Rule):
                 f"and remote {', '.join(conn.remote_subnets)}: {r} is covered, {s} is not."
             )
             line = getattr(conn.local_subnets_source, "text", "").strip()
-            ref = getattr(conn.local_subnets_source, "ref", "")
+            source = conn.local_subnets_source
+            # the file's name, not its path: the report reads the same wherever the facts lie
+            ref = f"{PurePath(source.file).name}:{source.line}" if line else ""
             if line:
                 remediation = (
                     f"On {host.name}, connection {conn.name}, change ({ref})\n"
