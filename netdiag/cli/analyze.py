@@ -29,7 +29,7 @@ def analyze_command(
         "--facts",
         help="Facts file or folder (ip addr/route, sysctl, ipvsadm, ...); repeatable.",
     ),
-    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, json, md or html."),
     output: str | None = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
     select: list[str] = typer.Option(
         None,
@@ -37,6 +37,17 @@ def analyze_command(
         help="Rule codes or prefixes to run (e.g. LB,ARP001); default: all stable.",
     ),
     ignore: list[str] = typer.Option(None, "--ignore", help="Rule codes or prefixes not to run."),
+    evidence: str | None = typer.Option(
+        None,
+        "--evidence",
+        help="Write the evidence frames (and their handshakes), commented, to this pcapng.",
+    ),
+    redact: bool = typer.Option(
+        False,
+        "--redact",
+        help="Pseudonymise IP and MAC addresses in the report and the evidence pcapng "
+        "(prefix-preserving; key from NETDIAG_REDACT_KEY, else random).",
+    ),
     fail_on: str = typer.Option(
         "warning",
         "--fail-on",
@@ -68,6 +79,23 @@ def analyze_command(
     for errored in analysis.result.errored:
         print(f"netdiag: warning: rule {errored.code} failed: {errored.reason}", file=sys.stderr)
     to_terminal = output in (None, "-") and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    redactor = None
+    if redact:
+        from netdiag.redact import Redactor
+
+        redactor = Redactor.from_env()
     with output_stream(output) as out:
-        RENDERERS[fmt](analysis, out, to_terminal)
+        if redactor is None:
+            RENDERERS[fmt](analysis, out, to_terminal)
+        else:
+            from netdiag.render.document import write_redacted
+
+            write_redacted(fmt, analysis, out, redactor)
+    if evidence:
+        from netdiag.evidence_pcapng import write_evidence
+
+        written = write_evidence(analysis, evidence, redactor)
+        print(
+            f"netdiag: evidence: {written.packets} packets written to {evidence}", file=sys.stderr
+        )
     raise typer.Exit(EXIT_FINDINGS if analysis.result.fails(fail_on) else EXIT_CLEAN)

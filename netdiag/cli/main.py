@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from netdiag import __version__
-from netdiag.cli import analyze, facts, flows, info, packets, rules, scan
+from netdiag.cli import analyze, facts, flows, info, packets, rules, scan, show
 
 app = typer.Typer(
     name="netdiag",
@@ -30,6 +30,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "rule": rules.rule_command,
     "scan": scan.scan_command,
     "scan-report": scan.scan_report_command,
+    "show": show.show_command,
 }
 
 for _name, _command in COMMANDS.items():

@@ -18,8 +18,22 @@ def _json(analysis: Analysis, out: IO[str], color: bool) -> None:
     out.write(json_render.render(analysis))
 
 
+def _markdown(analysis: Analysis, out: IO[str], color: bool) -> None:
+    from netdiag.render import markdown
+
+    markdown.write(analysis, out, color)
+
+
+def _html(analysis: Analysis, out: IO[str], color: bool) -> None:
+    from netdiag.render import html
+
+    html.write(analysis, out, color)
+
+
 #: format name -> renderer (explicit, like every registry of netdiag)
 RENDERERS: dict[str, Renderer] = {
     "text": text_render.write,
     "json": _json,
+    "md": _markdown,
+    "html": _html,
 }
