@@ -15,7 +15,7 @@ Why it matters
 The failure is intermittent: with N backends about 1/N of the connections a backend makes to its
 own service fail with a reset or a timeout, the others work. It is usually taken for a flaky
 application or network. The connection cannot work: B's socket expects the answer from V, the
-SYN-ACK comes from B itself.
+SYN-ACK comes from B itself, so no socket matches it and B's kernel answers it with a reset.
 
 Evidence
 --------
@@ -160,7 +160,11 @@ class L4Hairpin(Rule):
                 "same ISN and source port, destination rewritten to the backend itself",
             ),
             (synack, "syn-ack-over-lo", "the backend answers its own SYN"),
-            (rst, "rst", "the client socket expected the answer from the VIP and resets"),
+            (
+                rst,
+                "rst",
+                "the kernel resets the SYN-ACK: no socket matches, the client waits for the VIP",
+            ),
         ]
         table = pd.concat(
             [
@@ -208,7 +212,8 @@ class L4Hairpin(Rule):
             f"{v}:{vport} is a layer-4 listener that keeps the client address and has {b} among its "
             f"backends. When it schedules {b}'s own connection to {b}, it only rewrites the "
             f"destination: {b} receives a SYN from itself ({b}:p > {b}:{bport}), answers it over lo, "
-            f"and the connecting socket, which expects the answer from {v}, resets it"
+            f"and the kernel resets that SYN-ACK: no socket of {b} matches it, since the "
+            f"connecting socket waits for an answer from {v}"
             + (" (or the kernel drops the SYN as a martian source)" if silent else "")
             + ". Roughly one attempt in N fails, N being the number of backends."
         )
