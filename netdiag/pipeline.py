@@ -25,8 +25,14 @@ Retention = Literal["all", "control", "none"]
 #: packets kept per flow from its start in "control" retention (handshake, first requests)
 FIRST_PACKETS_PER_FLOW = 8
 
-#: the columns the flow builder adds to each packet (see netdiag.flows.schema)
-FLOW_PACKET_COLUMNS = ("flow_id", "flow_dir", "flow_pkt_index", "icmp_err_flow_id")
+#: the columns the flow builder adds to each packet, with their dtypes (see netdiag.flows.schema)
+FLOW_PACKET_DTYPES = {
+    "flow_id": "int64",
+    "flow_dir": "int8",
+    "flow_pkt_index": "int32",
+    "icmp_err_flow_id": "int64",
+}
+FLOW_PACKET_COLUMNS = tuple(FLOW_PACKET_DTYPES)
 
 #: called after each chunk with (frames so far, bytes of the file read so far)
 ProgressCallback = Callable[[int, int], None]
@@ -100,10 +106,8 @@ def _empty_chunk_with_flow_columns() -> PacketChunk:
     from netdiag.capture.schema import empty_chunk
 
     chunk = empty_chunk(0)
-    chunk["flow_id"] = np.zeros(0, dtype=np.int64)
-    chunk["flow_dir"] = np.zeros(0, dtype=np.int8)
-    chunk["flow_pkt_index"] = np.zeros(0, dtype=np.int32)
-    chunk["icmp_err_flow_id"] = np.zeros(0, dtype=np.int64)
+    for name, dtype in FLOW_PACKET_DTYPES.items():
+        chunk[name] = np.zeros(0, dtype=dtype)
     return chunk
 
 
@@ -113,7 +117,11 @@ def load_capture(
     retention: Retention = "all",
     progress: ProgressCallback | None = None,
 ) -> LoadedCapture:
-    """Read one capture into its packet table (all or control packets) and flow table."""
+    """Read one capture into its packet table (all or control packets) and flow table.
+
+    Under "control" retention the kept chunks wait in less memory (``compact_chunk``), and a
+    column holding one value on every kept packet is a read-only zero-stride view in the table.
+    """
     from netdiag.capture import to_dataframe
     from netdiag.capture.table import compact_chunk, join_column, release_freed_memory
     from netdiag.flows import FlowBuilder
@@ -130,26 +138,24 @@ def load_capture(
         elif retention == "control":
             mask = control_mask(chunk)
             dropped += int(len(mask) - mask.sum())
-            # constant columns (mostly absent fields) of the kept rows cost no memory per row
+            # kept a while: in less memory (constant columns stored once, integers narrowed)
             kept.append(compact_chunk(_take(chunk, mask)))
-            del chunk, mask
-            release_freed_memory()  # the dropped rows' pages, between the kept ones
         else:
             kept.append(chunk)
     assert info is not None  # iter_flow_chunks yields at least once, or raises
+    flows = builder.finish()
+    del builder  # its per-flow state is done with: make room for the packet table
+    release_freed_memory()
     kept = kept or [_empty_chunk_with_flow_columns()]
-    # The packet table is joined before the flow table is finished: the joined table is smaller
-    # than its chunks (addresses become narrow Categorical codes), and finishing the flows needs
-    # its own working memory, so the two peaks do not add up. The decoder's table knows only the
-    # schema's columns; each column leaves the chunks as it is joined, so that the packets are
-    # not held twice.
-    flow_columns = {c: join_column([chunk.pop(c) for chunk in kept]) for c in FLOW_PACKET_COLUMNS}
+    # the decoder's table knows only the schema's columns; each column leaves the chunks as it
+    # is joined, so that the packets are not held twice
+    flow_columns = {
+        c: join_column([chunk.pop(c) for chunk in kept], dtype)
+        for c, dtype in FLOW_PACKET_DTYPES.items()
+    }
     packets = to_dataframe(kept, book, consume=True)
     del kept
+    for column in FLOW_PACKET_COLUMNS:
+        packets[column] = flow_columns.pop(column)  # pandas copies: free each original at once
     release_freed_memory()
-    flows = builder.finish()
-    del builder  # its per-flow state is done with
-    release_freed_memory()
-    for column, values in flow_columns.items():
-        packets[column] = values
     return LoadedCapture(path, info, packets, flows, book, retention, dropped)

@@ -8,6 +8,7 @@ itself and the compact storage of columns that are constant over the kept packet
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 import yaml
 
 from netdiag.addressbook import AddressBook
-from netdiag.capture.schema import PACKET_COLUMNS, TCP_FIN, TCP_RST, TCP_SYN
+from netdiag.capture.schema import TCP_FIN, TCP_RST, TCP_SYN
 from netdiag.engine.context import AnalysisContext
 from netdiag.engine.registry import discover, rules_root
 from netdiag.engine.runner import run_rules, select_rules
@@ -69,13 +70,6 @@ def _findings(captures: list[str], facts: list[str], retention: Retention) -> li
     return [f.to_dict() for f in result.findings]
 
 
-@pytest.mark.parametrize(("captures", "facts"), _inputs())
-def test_control_retention_gives_the_findings_of_all_packets(
-    captures: list[str], facts: list[str]
-) -> None:
-    assert _findings(captures, facts, "control") == _findings(captures, facts, "all")
-
-
 def _hairpin() -> Path:
     path = SAMPLES / "lb-hairpin" / "faulty-l4" / "backend1-any.pcap"
     if not path.exists():
@@ -83,8 +77,44 @@ def _hairpin() -> Path:
     return path
 
 
+#: what control retention may lower: counts of packets. A flow's packets after its first ones
+#: are not kept (a looping packet's later passes, RT002/VPN001; NAT003's translated packets;
+#: ARP001's "N frames for the VIP"), so evidence_total and the numbers in a message may be
+#: smaller. Everything else (subjects, evidence frames, severities, facts) must be equal.
+COUNTED = "evidence_total"
+
+
+def _without_counts(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {k: re.sub(r"\d+", "#", v) if k == "message" else v for k, v in f.items() if k != COUNTED}
+        for f in findings
+    ]
+
+
+@pytest.mark.parametrize(("captures", "facts"), _inputs())
+def test_control_retention_gives_the_findings_of_all_packets(
+    captures: list[str], facts: list[str]
+) -> None:
+    control = _findings(captures, facts, "control")
+    every = _findings(captures, facts, "all")
+    assert _without_counts(control) == _without_counts(every)
+    assert all(c[COUNTED] <= e[COUNTED] for c, e in zip(control, every, strict=True))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="evidence_total counts only kept packets: NAT003 sees 22 of the 25 packets of "
+    "natgw-any.pcap (the translated packets after the first 8 of their flow are dropped)",
+)
+def test_control_retention_counts_every_packet() -> None:
+    captures = [str(SAMPLES / "nat-gateway" / "faulty-missing-snat" / "natgw-any.pcap")]
+    if not Path(captures[0]).exists():
+        pytest.skip("sample not built")
+    assert _findings(captures, [], "control") == _findings(captures, [], "all")
+
+
 def test_control_keeps_the_packet_classes_rules_need() -> None:
-    """Control packets by class, first packets of non-TCP flows, first TCP data each way."""
+    """Every packet of a class rules read is kept; only TCP/UDP packets deep in a flow go."""
     path = str(SAMPLES / "busy" / "faulty" / "ecs3-any.pcap")
     if not Path(path).exists():
         pytest.skip("sample not built")
@@ -93,28 +123,20 @@ def test_control_keeps_the_packet_classes_rules_need() -> None:
     frames = set(kept["frame"].tolist())
     proto = every["ip_proto"].to_numpy()
     flags = every["tcp_flags"].to_numpy()
-    index = every["flow_pkt_index"].to_numpy()
-    tcp = proto == 6
-    control = tcp & (flags >= 0) & ((flags & (TCP_SYN | TCP_FIN | TCP_RST)) != 0)
-    must = ~(tcp | (proto == 17)) | control | (every["esp_spi"].to_numpy() >= 0)
+    tcp_udp = (proto == 6) | (proto == 17)
+    must = ~tcp_udp  # ARP, ICMP, ESP, other protocols
+    must |= (proto == 6) & (flags >= 0) & ((flags & (TCP_SYN | TCP_FIN | TCP_RST)) != 0)
+    must |= every["esp_spi"].to_numpy() >= 0
+    must |= every["ike_exchange"].to_numpy() >= 0
     must |= every["decode_error"].notna().to_numpy()
-    must |= (proto == 17) & (index < FIRST_PACKETS_PER_FLOW)
-    must |= index == 0
-    # the first TCP segment carrying data, in each direction of each flow
-    data = tcp & (every["tcp_len"].to_numpy() > 0)
-    key = every["flow_id"].to_numpy() * 2 + every["flow_dir"].to_numpy()
-    _, first = np.unique(key[data], return_index=True)
-    first_data = np.flatnonzero(data)[first]
-    must[first_data] = True
-    assert set(every["frame"].to_numpy()[must].tolist()) <= frames
+    must |= every["flow_pkt_index"].to_numpy() < FIRST_PACKETS_PER_FLOW
+    assert set(every["frame"].to_numpy()[must].tolist()) == frames
     assert len(kept) < len(every)  # bulk data is dropped: the sample has long flows
-    dropped = every[~every["frame"].isin(frames)]
-    assert (dropped["ip_proto"].isin([6, 17])).all()
-    assert len(first_data) > 0
+    assert (~tcp_udp).any() and (proto == 6).any()
 
 
 def test_retained_table_is_the_same_whichever_way_columns_are_stored() -> None:
-    """Constant columns are stored compactly; values and dtypes are those of the full table."""
+    """Kept chunks are stored compactly; the table has the values and dtypes of the full one."""
     path = str(_hairpin())
     every = load_capture(path, retention="all").packets
     kept = load_capture(path, retention="control").packets
@@ -124,13 +146,62 @@ def test_retained_table_is_the_same_whichever_way_columns_are_stored() -> None:
     for column in kept.columns:
         assert kept[column].dtype == expected[column].dtype, column
         assert kept[column].equals(expected[column]), column
-    by_name = {c.name: c for c in PACKET_COLUMNS}
-    compact = [
-        c
-        for c in kept.columns
-        if c in by_name
-        and by_name[c].kind == "int"
-        and kept[c].to_numpy().strides == (0,)
-        and len(kept) > 1
-    ]
-    assert "esp_spi" in compact  # no ESP in this capture: one broadcast value, no memory
+    repeated = [c for c in kept.columns if np.asarray(kept[c]).strides == (0,)]
+    assert "esp_spi" in repeated  # no ESP in this capture: one value stored once
+
+
+def test_compact_chunks_join_back_into_the_schema_dtypes() -> None:
+    from netdiag.capture.schema import COLUMNS_BY_NAME, empty_chunk
+    from netdiag.capture.table import compact_chunk, concat_chunks
+
+    rng = np.random.default_rng(7)
+    chunks = []
+    for n in (5, 0, 1, 7, 3):
+        chunk = empty_chunk(n)
+        chunk["frame"][:] = np.arange(n) + 1
+        chunk["tcp_seq"][:] = rng.integers(0, 2**32, n)  # needs int64
+        chunk["sport"][:] = rng.integers(0, 65536, n)  # int32 -> stored in 4 bytes, not 2
+        chunk["ip_ttl"][:] = rng.integers(0, 128, n)  # int16 -> stored in 1 byte
+        chunk["vlan"][:] = 7  # one value throughout: stored once, stays one value
+        chunk["ip_id"][:] = 3 if n != 7 else 4  # one value per chunk, not across chunks
+        chunks.append(chunk)
+    plain = concat_chunks([{k: v.copy() for k, v in c.items()} for c in chunks])
+    compact = [compact_chunk(c) for c in chunks]
+    assert compact[0]["ip_ttl"].dtype == np.int8 and compact[0]["sport"].dtype == np.int32
+    assert compact[0]["esp_spi"].strides == (0,)
+    joined = concat_chunks(compact, consume=True)
+    assert all(not c for c in compact)  # consumed
+    for name, values in plain.items():
+        assert joined[name].dtype == np.dtype(COLUMNS_BY_NAME[name].dtype), name
+        assert np.array_equal(joined[name], values), name
+    assert joined["vlan"].strides == (0,) and joined["ip_id"].strides != (0,)
+    single = concat_chunks([compact_chunk({k: v.copy() for k, v in plain.items()})], consume=True)
+    for name, values in plain.items():
+        assert single[name].dtype == values.dtype and np.array_equal(single[name], values)
+
+
+def test_repeated_triples_packed_and_plain_agree() -> None:
+    import pandas as pd
+
+    from netdiag.engine.context import _repeated_triples
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    for n_addresses in (50, 40_000):  # packed into one int64 key; too many codes: 3 columns
+        categories = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(n_addresses)]
+        src = rng.integers(-1, 5, n)
+        dst = rng.integers(-1, 5, n) + (n_addresses - 6)
+        ip_id = rng.choice([-1, 0, 1, 65535, 2**32 - 1], n)
+        packets = pd.DataFrame(
+            {
+                "ip_src": pd.Categorical.from_codes(src, categories=categories),
+                "ip_dst": pd.Categorical.from_codes(dst, categories=categories),
+                "ip_id": ip_id,
+            }
+        )
+        rows = np.flatnonzero(rng.random(n) < 0.7)
+        expected = (
+            packets.iloc[rows].assign(ip_src=src[rows], ip_dst=dst[rows]).duplicated(keep=False)
+        )
+        got = _repeated_triples(packets, rows)
+        assert np.array_equal(got, expected.to_numpy()) and got.any() and not got.all()

@@ -109,9 +109,9 @@ def iter_chunks(
         yield chunk
 
 
-def _repeated(value: np.ndarray, n: int) -> np.ndarray:
-    """``n`` rows of ``value[0]`` as a read-only zero-stride view: no memory per row."""
-    return np.broadcast_to(value[:1].copy().reshape(()), (n,))
+def _repeated(value: object, n: int, dtype: np.dtype) -> np.ndarray:
+    """``n`` rows of one value as a read-only zero-stride view: no memory per row."""
+    return np.broadcast_to(np.array(value, dtype=dtype), (n,))
 
 
 def _is_repeated(values: np.ndarray) -> bool:
@@ -119,50 +119,67 @@ def _is_repeated(values: np.ndarray) -> bool:
     return values.ndim == 1 and values.strides == (0,)
 
 
-def compact_chunk(chunk: PacketChunk) -> PacketChunk:
-    """Store each column of ``chunk`` that holds one value on every row as that value repeated.
+#: the narrowest integer dtypes, tried in order when a kept chunk's column is stored
+_NARROW_INTS = tuple(np.dtype(t) for t in ("int8", "int16", "int32"))
 
-    The repeated column is a read-only zero-stride view: same dtype, same values, no memory per
-    row. Most columns of a capture's retained packets are absent on all of them (ESP, IKE, VXLAN,
-    VLAN or SLL fields...): about 70 of the 270 bytes of a row on a plain TCP/UDP capture.
-    ``concat_chunks`` keeps a column repeated when it is one value across all chunks. In place;
+
+def compact_chunk(chunk: PacketChunk) -> PacketChunk:
+    """Store a chunk that will be kept a while (retained packets) in less memory.
+
+    A column holding one value on every row becomes that value repeated (a read-only zero-stride
+    view, no memory per row): most columns of a capture's retained packets are absent on all of
+    them (ESP, IKE, VXLAN, VLAN or SLL fields...). Another integer column is stored in the
+    narrowest integer type its values fit (ports and lengths in 2 bytes, flow ids and IP ids in
+    4...). The values never change; ``concat_chunks(consume=True)`` joins the columns back into
+    the schema's dtypes (a column repeated through every chunk stays one value). In place;
     returns ``chunk``.
     """
     for name, values in chunk.items():
-        n = len(values)
-        if n < 2 or _is_repeated(values):
+        if len(values) == 0 or _is_repeated(values) or values.dtype.kind != "i":
             continue
-        first = values[0]
-        if values[-1] == first and bool((values == first).all()):
-            chunk[name] = _repeated(values, n)
+        low, high = values.min(), values.max()
+        if low == high:
+            chunk[name] = _repeated(low, len(values), values.dtype)
+            continue
+        for narrow in _NARROW_INTS:
+            if narrow.itemsize >= values.dtype.itemsize:
+                break
+            info = np.iinfo(narrow)
+            if info.min <= low and high <= info.max:
+                chunk[name] = values.astype(narrow)
+                break
     return chunk
 
 
-def join_column(parts: list[np.ndarray]) -> np.ndarray:
-    """One column's parts end to end; a value repeated through every part stays repeated."""
+def join_column(parts: list[np.ndarray], dtype: np.dtype | str) -> np.ndarray:
+    """One column's parts end to end, as ``dtype``; a value repeated in every part stays one."""
+    dtype = np.dtype(dtype)
     filled = [p for p in parts if len(p)]
     if filled and all(_is_repeated(p) and p[0] == filled[0][0] for p in filled):
-        return _repeated(filled[0], sum(len(p) for p in filled))
-    return np.concatenate(parts)
+        return _repeated(filled[0][0], sum(len(p) for p in filled), dtype)
+    if len(parts) == 1 and parts[0].dtype == dtype:
+        return parts[0]
+    return np.concatenate(parts, dtype=dtype)
 
 
 def concat_chunks(chunks: Iterable[PacketChunk], consume: bool = False) -> PacketChunk:
     """One chunk holding the rows of ``chunks`` in order.
 
     ``consume``: take each column out of the chunks as soon as it is joined, so that the
-    chunks and the joined table are never both whole in memory (the chunks are left empty).
+    chunks and the joined table are never both whole in memory (the chunks are left empty);
+    chunks stored compactly (``compact_chunk``) are joined back into the schema's dtypes.
     """
     chunks = list(chunks)
     if not chunks:
         return empty_chunk(0)
-    if len(chunks) == 1:
+    if len(chunks) == 1 and not consume:
         return chunks[0]
     if consume:
         joined: PacketChunk = {}
         freed = 0
         for c in PACKET_COLUMNS:
             parts = [ch.pop(c.name) for ch in chunks]
-            joined[c.name] = join_column(parts)
+            joined[c.name] = join_column(parts, c.dtype)
             freed += sum(part.nbytes for part in parts if not _is_repeated(part))
             del parts
             if freed >= _TRIM_EVERY_BYTES:

@@ -8,6 +8,7 @@ asking for them pay once. Rules must treat every table as read-only.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,7 @@ class AnalysisContext:
         raise ValueError(f"unknown rule input {need!r}")
 
     def capture_indices(self) -> range:
+        _return_freed_memory(now=True)  # rules start here: the rules before them are done
         return range(len(self.captures))
 
     def facts_only(self) -> bool:
@@ -61,6 +63,7 @@ class AnalysisContext:
         return not self.captures and self.has("facts")
 
     def _cached(self, kind: str, index: int, build: Any) -> Any:
+        _return_freed_memory()
         key = (kind, index)
         if key not in self._cache:
             self._cache[key] = build(self.captures[index])
@@ -125,13 +128,15 @@ class AnalysisContext:
         mask = packets["ip_dst"].cat.codes.to_numpy() == ip_code
         if "eth_src" not in packets.columns:
             mask &= False
-        rows = packets.loc[mask]
+        # the four columns are gathered alone: a copy of the whole rows would cost ~200 bytes each
+        rows = np.flatnonzero(mask)
+        del mask
         return pd.DataFrame(
             {
-                "row": np.flatnonzero(mask),
-                "ts_ns": rows["ts_ns"].to_numpy(dtype=np.int64),
-                "eth_src": rows["eth_src"].cat.codes.to_numpy(dtype=np.int64) if len(rows) else [],
-                "eth_dst": rows["eth_dst"].cat.codes.to_numpy(dtype=np.int64) if len(rows) else [],
+                "row": rows,
+                "ts_ns": _gather(packets, "ts_ns", rows),
+                "eth_src": _gather(packets, "eth_src", rows) if len(rows) else [],
+                "eth_dst": _gather(packets, "eth_dst", rows) if len(rows) else [],
             }
         )
 
@@ -145,7 +150,9 @@ class AnalysisContext:
         key = ("dr", index * 1_000_003 + ip)
         cached = self._cache.get(key)  # type: ignore[call-overload]
         if cached is not None:
-            return cached  # type: ignore[no-any-return]
+            # to_ip is rebuilt rather than kept: on a large capture the frames for a busy
+            # address are millions of rows, and one pass over the codes is cheap
+            return {"to_ip": self.frames_to(index, ip), **cached}
         to_ip = self.frames_to(index, ip)
         relay = to_ip[
             to_ip.eth_src.isin(macs) & to_ip.eth_dst.isin(macs) & (to_ip.eth_src != to_ip.eth_dst)
@@ -159,7 +166,7 @@ class AnalysisContext:
             "relay": relay,
             "multi_address_macs": set(other["arp_sha"].cat.codes.astype(int)),
         }
-        self._cache[key] = result  # type: ignore[index]
+        self._cache[key] = {k: v for k, v in result.items() if k != "to_ip"}  # type: ignore[index]
         return result
 
     def icmp_errors(self, index: int) -> pd.DataFrame:
@@ -250,6 +257,26 @@ class AnalysisContext:
         return os.path.basename(self.captures[index].path)
 
 
+#: seconds between two returns of freed heap memory to the system (see _return_freed_memory)
+_RELEASE_EVERY_S = 0.05
+_last_release = [0.0]
+
+
+def _return_freed_memory(now: bool = False) -> None:
+    """Give the heap pages freed by the rules run so far back to the system (glibc).
+
+    Rules ask the context for their captures and derived tables first thing; the working memory
+    of the rules before them (large merges on big captures) is free by then but still resident,
+    so the next rule's peak would add to it. Throttled unless ``now`` (a rule starts): cheap,
+    but not free on a large heap, and derived tables may be asked for many times in a row.
+    """
+    from netdiag.capture.table import release_freed_memory
+
+    if now or time.monotonic() - _last_release[0] >= _RELEASE_EVERY_S:
+        release_freed_memory()
+        _last_release[0] = time.monotonic()
+
+
 def _arp_table(cap: LoadedCapture) -> pd.DataFrame:
     packets = cap.packets
     if "arp_op" not in packets.columns or len(packets) == 0:
@@ -308,15 +335,14 @@ def _repeat_table(cap: LoadedCapture) -> pd.DataFrame:
     def values(name: str, rows: np.ndarray) -> np.ndarray:
         column = packets[name]
         if isinstance(column.dtype, pd.CategoricalDtype):
-            return column.cat.codes.to_numpy()[rows].astype(np.int64)
-        return column.to_numpy()[rows].astype(np.int64)
+            return column.cat.codes.to_numpy()[rows].astype(np.int64, copy=False)
+        return column.to_numpy()[rows].astype(np.int64, copy=False)
 
     # cheap pre-filter, before the identity columns are gathered: only packets whose
     # (src, dst, id) occurs more than once can repeat
     rows = np.flatnonzero(v4)
-    triple = pd.DataFrame({name: values(name, rows) for name in ("ip_src", "ip_dst", "ip_id")})
-    rows = rows[triple.duplicated(keep=False).to_numpy()]
-    del triple
+    del v4
+    rows = rows[_repeated_triples(packets, rows)]
     if len(rows) == 0:
         return pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
     frame = pd.DataFrame(
@@ -343,6 +369,47 @@ def _repeat_table(cap: LoadedCapture) -> pd.DataFrame:
         }
     )
     return out.sort_values(["group", "ts_ns", "frame"], kind="stable").reset_index(drop=True)
+
+
+#: parts the packed (src, dst, id) keys are hashed in (a power of two)
+_KEY_PARTS = 8
+
+
+def _repeated_triples(packets: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """For each of ``rows``: does its (ip_src, ip_dst, ip_id) occur more than once among them?
+
+    The three values are packed into one int64 when they fit (address codes below 2**14 or so,
+    IP ids of 32 bits): one hashed column costs a fraction of a three-column DataFrame's memory
+    on millions of rows. Otherwise the three columns are compared as they are.
+    """
+    span = len(packets["ip_src"].cat.categories) + 1  # codes -1 .. span - 2, shifted by one
+    ip_id = _gather(packets, "ip_id", rows)
+    if len(rows) and span * span < (1 << 30) and ip_id.min() >= -1 and ip_id.max() < (1 << 32):
+        key = _gather(packets, "ip_src", rows)
+        key += 1
+        key *= span
+        key += _gather(packets, "ip_dst", rows)
+        key += 1
+        key <<= 33
+        ip_id += 1
+        key |= ip_id
+        del ip_id
+        # equal keys fall in the same part (by their low bits): hashing a part at a time keeps
+        # the hash table a fraction of the size of one over all rows
+        repeated = np.zeros(len(key), dtype=bool)
+        low = key & (_KEY_PARTS - 1)
+        for part in range(_KEY_PARTS):
+            at = np.flatnonzero(low == part)
+            repeated[at] = pd.Series(key[at], copy=False).duplicated(keep=False).to_numpy()
+        return repeated
+    triple = pd.DataFrame(
+        {
+            "ip_src": _gather(packets, "ip_src", rows),
+            "ip_dst": _gather(packets, "ip_dst", rows),
+            "ip_id": ip_id,
+        }
+    )
+    return triple.duplicated(keep=False).to_numpy()  # type: ignore[no-any-return]
 
 
 #: distinct falling TTLs that make a loop without an ICMP time exceeded to confirm it
@@ -396,6 +463,18 @@ def _loop_table(cap: LoadedCapture, repeats: pd.DataFrame) -> pd.DataFrame:
     return stats.loc[falling & enough, columns].sort_values("first_ts").reset_index(drop=True)
 
 
+def _gather(packets: pd.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
+    """Column ``name`` (codes for Categoricals) at positions ``rows``, as int64.
+
+    Gathers one column at a time: ``packets.loc[mask]`` would first copy whole rows (all ~70
+    columns) only to read a few of them, a peak of memory on large captures.
+    """
+    column = packets[name]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy()[rows].astype(np.int64, copy=False)
+    return column.to_numpy()[rows].astype(np.int64, copy=False)
+
+
 def _tcp_control_table(cap: LoadedCapture) -> pd.DataFrame:
     from netdiag.capture.schema import TCP_RST, TCP_SYN
 
@@ -411,21 +490,14 @@ def _tcp_control_table(cap: LoadedCapture) -> pd.DataFrame:
         if len(packets)
         else np.zeros(0, dtype=bool)
     )
-    rows = packets.loc[keep]
-    return pd.DataFrame(
-        {
-            "row": np.flatnonzero(keep),
-            "frame": rows["frame"].to_numpy(dtype=np.int64),
-            "ts_ns": rows["ts_ns"].to_numpy(dtype=np.int64),
-            "src": rows["ip_src"].cat.codes.to_numpy(dtype=np.int64),
-            "dst": rows["ip_dst"].cat.codes.to_numpy(dtype=np.int64),
-            "sport": rows["sport"].to_numpy(dtype=np.int64),
-            "dport": rows["dport"].to_numpy(dtype=np.int64),
-            "seq": rows["tcp_seq"].to_numpy(dtype=np.int64),
-            "ack": rows["tcp_ack"].to_numpy(dtype=np.int64),
-            "tflags": rows["tcp_flags"].to_numpy(dtype=np.int64),
-        }
-    )
+    rows = np.flatnonzero(keep)
+    del keep
+    columns = {"frame": "frame", "ts_ns": "ts_ns", "src": "ip_src", "dst": "ip_dst"}
+    columns |= {"sport": "sport", "dport": "dport", "seq": "tcp_seq", "ack": "tcp_ack"}
+    columns |= {"tflags": "tcp_flags"}
+    table = {"row": rows}
+    table |= {out: _gather(packets, name, rows) for out, name in columns.items()}
+    return pd.DataFrame(table)
 
 
 def rows_in(
