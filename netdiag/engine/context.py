@@ -500,6 +500,18 @@ def _tcp_control_table(cap: LoadedCapture) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
+#: link ids at or above this are capture interface ids (see link_ids), below it SLL2 ifindexes
+LINK_ID_IFACE_OFFSET = 1_000_000
+
+
+def link_ids(packets: pd.DataFrame) -> np.ndarray:
+    """One number per link a packet was seen on: the SLL2 ifindex of a `-i any` capture, else the
+    capture's interface id plus LINK_ID_IFACE_OFFSET (so the two kinds never collide)."""
+    ifindex = packets["sll_ifindex"].to_numpy(dtype=np.int64)
+    iface = packets["iface"].to_numpy(dtype=np.int64)
+    return np.where(ifindex >= 0, ifindex, iface + LINK_ID_IFACE_OFFSET)
+
+
 def rows_in(
     left: pd.DataFrame, right: pd.DataFrame, on: list[str], right_on: list[str] | None = None
 ) -> np.ndarray:
@@ -565,10 +577,7 @@ def _arp_claims(arp: pd.DataFrame) -> pd.DataFrame:
     # eth0 seen in one multi-interface capture) do not conflict. A conflict needs a link (capture
     # interface) on which two MACs claim the address.
     if "sll_ifindex" in arp and "iface" in arp:
-        ifindex = arp["sll_ifindex"].to_numpy(dtype=np.int64)[keep]
-        ifkey = np.where(
-            ifindex >= 0, ifindex, arp["iface"].to_numpy(dtype=np.int64)[keep] + 1_000_000
-        )
+        ifkey = link_ids(arp)[keep]
         ifkey = ifkey[claims.index.to_numpy()]  # claims keeps the positions of its rows
         per_link = claims.assign(link=ifkey).groupby(["ip", "link"])["mac"].nunique()
         shared = set(per_link[per_link >= 2].index.get_level_values("ip"))

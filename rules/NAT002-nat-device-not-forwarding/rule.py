@@ -47,7 +47,7 @@ import numpy as np
 
 from netdiag.capture.schema import TCP_ACK, TCP_SYN
 from netdiag.engine import AnalysisContext, Finding, Rule
-from netdiag.engine.context import rows_in
+from netdiag.engine.context import link_ids, rows_in
 from netdiag.engine.finding import EVIDENCE_CAP, Confidence
 from netdiag.render import wireshark_filter as wf
 
@@ -123,10 +123,7 @@ class NatDeviceNotForwarding(Rule):
         packets = ctx.captures[index].packets
         if len(packets) == 0:
             return
-        ifindex = packets["sll_ifindex"].to_numpy(dtype=np.int64)
-        iface = np.where(
-            ifindex >= 0, ifindex, packets["iface"].to_numpy(dtype=np.int64) + 1_000_000
-        )
+        iface = link_ids(packets)
         if len(np.unique(iface)) < 2:
             return  # one interface: what leaves cannot be seen
         tcp = ctx.tcp_control(index)

@@ -65,6 +65,7 @@ import numpy as np
 import pandas as pd
 
 from netdiag.engine import AnalysisContext, Finding, Rule
+from netdiag.engine.context import link_ids
 from netdiag.render import wireshark_filter as wf
 
 PRIVATE = tuple(
@@ -116,8 +117,7 @@ class MissingSnat(Rule):
         p = ctx.captures[index].packets
         if len(p) == 0:
             return
-        ifindex = p["sll_ifindex"].to_numpy(dtype=np.int64)
-        iface = np.where(ifindex >= 0, ifindex, p["iface"].to_numpy(dtype=np.int64) + 1_000_000)
+        iface = link_ids(p)
         if len(np.unique(iface)) < 2:
             return
         v4 = (p["ip_version"].to_numpy() == 4) & (p["ip_src"].cat.codes.to_numpy() >= 0)

@@ -65,6 +65,7 @@ import pandas as pd
 
 from netdiag.capture.schema import TCP_ACK, TCP_SYN
 from netdiag.engine import AnalysisContext, Finding, Rule
+from netdiag.engine.context import LINK_ID_IFACE_OFFSET, link_ids
 from netdiag.engine.finding import Confidence
 from netdiag.render import wireshark_filter as wf
 
@@ -93,8 +94,7 @@ class RepliesRoutedIntoBridge(Rule):
         p = ctx.captures[index].packets
         if len(p) == 0:
             return
-        ifindex = p["sll_ifindex"].to_numpy(dtype=np.int64)
-        iface = np.where(ifindex >= 0, ifindex, p["iface"].to_numpy(dtype=np.int64) + 1_000_000)
+        iface = link_ids(p)
         if len(np.unique(iface)) < 2:
             return  # one interface: nothing can leave elsewhere
         pkttype = p["sll_pkttype"].to_numpy(dtype=np.int64)
@@ -277,11 +277,13 @@ class RepliesRoutedIntoBridge(Rule):
         named = [n for n in names if isinstance(n, str) and n and not n.isdigit()]
         if named:
             return named[0]
-        if key < 1_000_000 and facts_host is not None:
+        if key < LINK_ID_IFACE_OFFSET and facts_host is not None:
             name = facts_host.ifname(key)
             if name:
                 return name
-        return f"ifindex {key}" if key < 1_000_000 else f"interface {key - 1_000_000}"
+        if key < LINK_ID_IFACE_OFFSET:
+            return f"ifindex {key}"
+        return f"interface {key - LINK_ID_IFACE_OFFSET}"
 
     @staticmethod
     def _facts(ctx: AnalysisContext, host, peer: str) -> tuple[list, str, str, str, str]:  # type: ignore[no-untyped-def]
