@@ -10,7 +10,7 @@ import pytest
 from netdiag.engine import AnalysisContext, Rule, RuleLoadError, discover, run_rules, select_rules
 from netdiag.engine.registry import load_rule
 from netdiag.engine.rule import DOC_HEADINGS
-from netdiag.engine.runner import parse_codes
+from netdiag.engine.selection import parse_codes
 from netdiag.errors import NetdiagError
 
 DOC = '''"""Test rule.
@@ -279,3 +279,14 @@ def test_findings_doc_lists_every_rule() -> None:
         assert f"| {code} | {rule.name} | {rule.severity} |" in doc, (
             f"docs/findings.md lacks {code}"
         )
+
+
+def test_rule_infos_read_from_sources_agree_with_the_loaded_rules() -> None:
+    """The scan's catalogue identity reads rules without importing them: same codes, names, status."""
+    from netdiag.engine.registry import discover, rule_infos
+
+    infos, rules = rule_infos(), discover()
+    assert list(infos) == list(rules)
+    for code, rule in rules.items():
+        assert (infos[code].name, infos[code].status) == (rule.name, rule.status)
+        assert (infos[code].folder / "rule.py").is_file()

@@ -13,7 +13,8 @@ import pytest
 
 from netdiag.engine.context import AnalysisContext
 from netdiag.engine.registry import discover
-from netdiag.engine.runner import run_rules, select_rules
+from netdiag.engine.runner import run_rules
+from netdiag.engine.selection import select_rules
 from netdiag.errors import NetdiagError
 from netdiag.pipeline import load_capture
 

@@ -46,7 +46,8 @@ def test_rules_leave_the_tables_untouched() -> None:
     """Rules are pure: after a run of every rule the packet and flow tables are unchanged."""
     from netdiag.engine.context import AnalysisContext
     from netdiag.engine.registry import discover
-    from netdiag.engine.runner import run_rules, select_rules
+    from netdiag.engine.runner import run_rules
+    from netdiag.engine.selection import select_rules
     from netdiag.pipeline import load_capture
 
     paths = [p for p in (SAMPLES / "combined" / "faulty").glob("*.pcap*")]

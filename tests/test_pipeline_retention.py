@@ -20,7 +20,8 @@ from netdiag.addressbook import AddressBook
 from netdiag.capture.schema import TCP_FIN, TCP_RST, TCP_SYN
 from netdiag.engine.context import AnalysisContext
 from netdiag.engine.registry import discover, rules_root
-from netdiag.engine.runner import run_rules, select_rules
+from netdiag.engine.runner import run_rules
+from netdiag.engine.selection import select_rules
 from netdiag.pipeline import FIRST_PACKETS_PER_FLOW, Retention, load_capture
 
 REPO = Path(__file__).resolve().parent.parent

@@ -59,7 +59,7 @@ def analyze_command(
     With --facts and no capture, the configuration alone is audited.
     """
     from netdiag.engine.analysis import analyze
-    from netdiag.engine.runner import parse_codes
+    from netdiag.engine.selection import parse_codes
     from netdiag.render import RENDERERS
 
     if fmt not in RENDERERS:

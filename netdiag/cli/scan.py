@@ -67,7 +67,7 @@ def scan_command(
     Exit 0: every file analysed, no finding at --fail-on or above; 1: such findings; 2: usage
     error, or some files failed (listed, and kept in the catalogue with their error).
     """
-    from netdiag.engine.runner import parse_codes
+    from netdiag.engine.selection import parse_codes
     from netdiag.scan.runner import PlainProgress, QuietProgress, RichProgress, ScanOptions, scan
 
     if fail_on not in FAIL_ON:

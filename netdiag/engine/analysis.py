@@ -9,7 +9,8 @@ from pathlib import Path
 from netdiag.addressbook import AddressBook
 from netdiag.engine.context import AnalysisContext
 from netdiag.engine.registry import discover
-from netdiag.engine.runner import RunResult, run_rules, select_rules
+from netdiag.engine.runner import RunResult, run_rules
+from netdiag.engine.selection import select_rules
 from netdiag.errors import NetdiagError
 
 

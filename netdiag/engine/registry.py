@@ -8,9 +8,11 @@ loaded from its file (the folder names are not Python identifiers) and must defi
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from netdiag.engine.rule import CODE_RE, NAME_RE, Rule
@@ -111,6 +113,44 @@ def discover(root: Path | None = None) -> dict[str, type[Rule]]:
     result = dict(sorted(rules.items()))
     _CACHE[root] = result
     return result
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """What the registry knows of a rule without importing it (and so without pandas)."""
+
+    code: str
+    name: str
+    status: str
+    folder: Path
+
+
+def rule_infos(root: Path | None = None) -> dict[str, RuleInfo]:
+    """Code, name and status of every rule, read from the rule.py sources, sorted by code.
+
+    Used where importing every rule would cost more than the work itself (a resumed scan needs
+    only the rules' identity). A value that is not a plain string literal falls back to the
+    folder's name, or to the base class's default status.
+    """
+    infos: dict[str, RuleInfo] = {}
+    for folder in rule_folders((root or rules_root()).resolve()):
+        match = FOLDER_RE.match(folder.name)
+        if match is None:
+            continue
+        found = {"code": match["code"], "name": match["name"], "status": Rule.status}
+        tree = ast.parse((folder / "rule.py").read_text("utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+                if (
+                    isinstance(target, ast.Name)
+                    and target.id == "status"
+                    and isinstance(value, ast.Constant)
+                    and isinstance(value.value, str)
+                ):
+                    found["status"] = value.value
+        infos[found["code"]] = RuleInfo(found["code"], found["name"], found["status"], folder)
+    return dict(sorted(infos.items()))
 
 
 def rule_folder(code: str, root: Path | None = None) -> Path | None:

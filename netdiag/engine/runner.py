@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from netdiag.engine.context import AnalysisContext
 from netdiag.engine.finding import EVIDENCE_CAP, SEVERITY_RANK, Finding, fingerprint, sort_key
 from netdiag.engine.rule import INPUTS, Rule
-from netdiag.errors import NetdiagError
 from netdiag.render.wireshark_filter import any_of
 
 
@@ -39,54 +38,6 @@ class RunResult:
             return False
         threshold = SEVERITY_RANK[fail_on]
         return any(SEVERITY_RANK[f.severity] >= threshold for f in self.findings)
-
-
-def parse_codes(values: Iterable[str] | None) -> list[str]:
-    """``--select LB,ARP001 --select RT`` -> ["LB", "ARP001", "RT"] (upper-cased, no blanks)."""
-    out: list[str] = []
-    for value in values or ():
-        out.extend(p.strip().upper() for p in value.split(",") if p.strip())
-    return out
-
-
-def _matches(code: str, patterns: Sequence[str]) -> str | None:
-    """The longest pattern that is a prefix of ``code`` ("ALL" matches every code)."""
-    best: str | None = None
-    for p in patterns:
-        if (p == "ALL" or code.startswith(p)) and (best is None or len(p) > len(best)):
-            best = p
-    return best
-
-
-def select_rules(
-    rules: Mapping[str, type[Rule]],
-    select: Sequence[str] = (),
-    ignore: Sequence[str] = (),
-) -> list[type[Rule]]:
-    """Rules chosen like ruff does: by code or prefix; the more specific of select/ignore wins.
-
-    Without ``select`` every stable rule is chosen; an experimental rule runs only when selected
-    by its full code. An unknown code or prefix is a usage error.
-    """
-    for pattern in (*select, *ignore):
-        if pattern != "ALL" and not any(code.startswith(pattern) for code in rules):
-            raise NetdiagError(None, f"no rule matches {pattern!r} (see `netdiag rules`)")
-    chosen = []
-    for code, rule in rules.items():
-        if select:
-            by = _matches(code, select)
-            if by is None or (rule.status == "experimental" and by != code):
-                continue
-            selected_len = len(by) if by != "ALL" else 0
-        else:
-            if rule.status == "experimental":
-                continue
-            selected_len = 0
-        ignored = _matches(code, ignore)
-        if ignored is not None and (len(ignored) if ignored != "ALL" else 0) >= selected_len:
-            continue
-        chosen.append(rule)
-    return chosen
 
 
 def missing_input(rule: type[Rule], ctx: AnalysisContext) -> str | None:

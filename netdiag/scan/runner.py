@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -85,10 +84,12 @@ def rules_version(select: Sequence[str] = (), ignore: Sequence[str] = ()) -> str
     being edited; keeping a catalogue across an upgrade known to change no result).
     """
     from netdiag import __version__
-    from netdiag.engine.registry import discover
-    from netdiag.engine.runner import select_rules
+    from netdiag.engine.registry import rule_infos
+    from netdiag.engine.selection import select_rules
 
-    chosen = select_rules(discover(), list(select), list(ignore))  # unknown codes: NetdiagError
+    # read the rules' identity from their sources: importing them would load pandas, which is
+    # most of the time of a resumed scan that analyses nothing
+    chosen = select_rules(rule_infos(), list(select), list(ignore))  # unknown codes: NetdiagError
     pinned = os.environ.get("NETDIAG_RULES_VERSION")
     if pinned:
         return pinned + ("" if not (select or ignore) else f"/{','.join(r.code for r in chosen)}")
@@ -100,9 +101,8 @@ def rules_version(select: Sequence[str] = (), ignore: Sequence[str] = ()) -> str
         if p.relative_to(package).parts[0] not in ("cli", "scan", "synth")
     ]
     for rule in chosen:
-        folder = Path(inspect.getfile(rule)).resolve().parent
         digest.update(rule.code.encode() + b"\0")
-        sources.extend(sorted(folder.glob("*.py")))
+        sources.extend(sorted(rule.folder.glob("*.py")))
     for source in sources:
         digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
     return f"{__version__}+{digest.hexdigest()[:12]}"
