@@ -24,9 +24,8 @@ class InterfaceInfo:
     tsresol_ns: float = 1000.0  # nanoseconds per timestamp unit (if_tsresol); 1000 for usec pcap
     tsoffset_s: int = 0  # pcapng if_tsoffset, seconds added to every timestamp
     section: int = 0  # index of the pcapng section holding this interface
-    fcs_len: int = (
-        -1
-    )  # bytes of FCS at the end of each frame, -1 unknown (pcap FCS bits / if_fcslen)
+    # bytes of FCS at the end of each frame, -1 unknown (pcap FCS bits / pcapng if_fcslen)
+    fcs_len: int = -1
 
 
 @dataclass
