@@ -116,11 +116,14 @@ def load_capture(
     book: AddressBook | None = None,
     retention: Retention = "all",
     progress: ProgressCallback | None = None,
+    observe: bool = False,
 ) -> LoadedCapture:
     """Read one capture into its packet table (all or control packets) and flow table.
 
     Under "control" retention the kept chunks wait in less memory (``compact_chunk``), and a
     column holding one value on every kept packet is a read-only zero-stride view in the table.
+    ``observe`` also collects every packet's observation row for correlating several capture
+    points (``extra["observations"]``, see netdiag.correlate.observations).
     """
     from netdiag.capture import to_dataframe
     from netdiag.capture.table import compact_chunk, join_column, release_freed_memory
@@ -131,8 +134,13 @@ def load_capture(
     kept: list[PacketChunk] = []
     dropped = 0
     info: CaptureInfo | None = None
+    observations: list[dict[str, np.ndarray]] = []
     for chunk, chunk_info in iter_flow_chunks(path, book, builder, progress):
         info = chunk_info
+        if observe:
+            from netdiag.correlate.observations import observation_chunk
+
+            observations.append(observation_chunk(chunk))
         if retention == "none":
             dropped += len(chunk["frame"])
         elif retention == "control":
@@ -158,4 +166,9 @@ def load_capture(
     for column in FLOW_PACKET_COLUMNS:
         packets[column] = flow_columns.pop(column)  # pandas copies: free each original at once
     release_freed_memory()
-    return LoadedCapture(path, info, packets, flows, book, retention, dropped)
+    loaded = LoadedCapture(path, info, packets, flows, book, retention, dropped)
+    if observe:
+        from netdiag.correlate.observations import join_observations
+
+        loaded.extra["observations"] = join_observations(observations)
+    return loaded

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +24,15 @@ class Analysis:
 
 
 def load_context(
-    captures: Sequence[str], facts: Sequence[str] = ()
+    captures: Sequence[str],
+    facts: Sequence[str] = (),
+    point_names: Mapping[str, str] | None = None,
 ) -> tuple[AnalysisContext, list[str]]:
-    """Read every capture (control retention, one address book) and the facts files."""
+    """Read every capture (control retention, one address book) and the facts files.
+
+    Several captures are capture points of one incident: each packet's observation row is kept
+    for correlating them (``AnalysisContext.correlation``); ``point_names`` names them.
+    """
     from netdiag.pipeline import load_capture
 
     if not captures and not facts:
@@ -34,7 +40,10 @@ def load_context(
             None, "nothing to analyze: give a capture, or --facts to audit configuration"
         )
     book = AddressBook()
-    loaded = [load_capture(path, book=book, retention="control") for path in captures]
+    observe = len(captures) > 1
+    loaded = [
+        load_capture(path, book=book, retention="control", observe=observe) for path in captures
+    ]
     fact_set = None
     problems: list[str] = []
     sources: list[str] = []
@@ -47,7 +56,7 @@ def load_context(
         fact_set, found_problems = load_facts(list(facts))
         problems = [str(p) for p in found_problems]
         sources = list(getattr(fact_set, "files", []) or facts)
-    return AnalysisContext(loaded, fact_set, sources), problems
+    return AnalysisContext(loaded, fact_set, sources, dict(point_names or {})), problems
 
 
 def analyze(
@@ -56,8 +65,9 @@ def analyze(
     select: Sequence[str] = (),
     ignore: Sequence[str] = (),
     rules_dir: Path | None = None,
+    point_names: Mapping[str, str] | None = None,
 ) -> Analysis:
     """Load, choose the rules (ruff-style select/ignore), run them."""
     chosen = select_rules(discover(rules_dir), select, ignore)
-    ctx, problems = load_context(captures, facts)
+    ctx, problems = load_context(captures, facts, point_names)
     return Analysis(ctx, run_rules(ctx, chosen), problems)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from netdiag.engine.finding import Evidence, FactUsed
 from netdiag.timefmt import iso_ns
 
 if TYPE_CHECKING:
+    from netdiag.correlate import Correlation
     from netdiag.facts.model import FactSet
     from netdiag.pipeline import LoadedCapture
 
@@ -41,7 +42,84 @@ class AnalysisContext:
     captures: Sequence[LoadedCapture] = ()
     facts: FactSet | None = None
     facts_sources: Sequence[str] = ()
+    #: capture path -> point name given by the user (``--point NAME=FILE``)
+    point_names: Mapping[str, str] = field(default_factory=dict)
     _cache: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
+
+    # --- several capture points ------------------------------------------------------------
+    def point_name(self, index: int) -> tuple[str, str]:
+        """(name, how named) of capture ``index``: --point, the facts' capture host, the file."""
+        path = self.captures[index].path
+        if path in self.point_names:
+            return self.point_names[path], "option"
+        if self.facts is not None:
+            binding = self.facts.capture_host(path)
+            if binding is not None and binding.host:
+                hosts = [self.facts.capture_host(c.path) for c in self.captures if c.path != path]
+                if all(b is None or b.host != binding.host for b in hosts):
+                    return binding.host, "facts"
+        name = os.path.basename(path)
+        for suffix in (".gz", ".zst", ".xz", ".bz2", ".pcapng", ".pcap", ".cap"):
+            if name.endswith(suffix) and len(name) > len(suffix):
+                name = name[: -len(suffix)]
+        return name, "file"
+
+    @property
+    def correlation(self) -> Correlation | None:
+        """The capture points correlated (computed once, on first use); None with a single
+        capture seen on a single link, where there is nothing to correlate."""
+        key = ("correlation", 0)
+        if key in self._cache:
+            return self._cache[key]  # type: ignore[no-any-return]
+        result = None
+        if self.captures and (len(self.captures) > 1 or self._links(0) > 1):
+            result = self._correlate()
+        self._cache[key] = result
+        return result
+
+    def _links(self, index: int) -> int:
+        packets = self.captures[index].packets
+        if len(packets) == 0:
+            return 0
+        return len(np.unique(link_ids(packets)))
+
+    def _correlate(self) -> Correlation:
+        from netdiag.correlate import PointInput, correlate, observations_from_packets
+
+        inputs = []
+        names: set[str] = set()
+        for index, cap in enumerate(self.captures):
+            obs: Any = cap.extra.get("observations")
+            if obs is None:
+                obs = observations_from_packets(cap.packets)
+            name, named_by = self.point_name(index)
+            while name in names:  # two files of one name in different folders
+                name += "'"
+            names.add(name)
+            inputs.append(
+                PointInput(cap.path, name, named_by, obs, cap.flows, self._iface_namer(index))
+            )
+        book = self.captures[0].book
+        texts = book.ip_texts
+        return correlate(inputs, lambda code: texts[code] if 0 <= code < len(texts) else "?")
+
+    def _iface_namer(self, index: int) -> Any:
+        """link id -> interface name for capture ``index`` (capture interfaces, else the facts'
+        ifindex table of the capturing host)."""
+        cap = self.captures[index]
+        interfaces = list(getattr(cap.info, "interfaces", []) or [])
+
+        def name(link: int) -> str:
+            if link >= LINK_ID_IFACE_OFFSET:
+                i = link - LINK_ID_IFACE_OFFSET
+                if 0 <= i < len(interfaces):
+                    return str(getattr(interfaces[i], "name", "") or "")
+                return ""
+            host = self.capture_host(index)
+            found = host.ifname(link) if host is not None else None
+            return found or f"if{link}"
+
+        return name
 
     # --- what is there ---------------------------------------------------------------------
     def has(self, need: str) -> bool:

@@ -1,0 +1,291 @@
+"""Correlate capture points: clock offsets, one instance per travelling packet, connections.
+
+Steps, all column-wise over the observation tables of the points (see observations.py):
+
+1. Clock offsets. Per pair of points, the packets whose signature occurs once (or as one burst
+   within a host's links) at each point give time differences. Per connection, the median
+   difference of the originator's packets and of the responder's packets are the offset plus and
+   minus the transit delay: their mean is the offset (NTP's reasoning, assuming symmetric
+   delay); the median over connections is the estimate. With one direction only, the median
+   difference (offset plus delay) is kept and marked "one-way". Points are tied to the reference
+   (the first point) along the pairs with the most matches.
+2. Instances. All observations sorted by (signature, reference time): consecutive observations
+   of one signature belong to one packet unless they are further apart than the tolerance or
+   seen at the same tap twice in a row (a retransmission of an identical packet).
+3. Connections. Flows (capture, flow id) linked by an instance, or by a TCP handshake (a SYN-ACK
+   acknowledging ISN+1 of a SYN from the same client address and port, whatever address
+   answered) are one connection (connected components).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from netdiag.correlate.model import Point, Tap
+
+#: observations of one signature at one point within this span are one packet seen on several
+#: links of the host (a router's in and out interfaces), not a repeated packet
+BURST_NS = 50_000_000
+#: bounds of the matching tolerance (the time window of one packet's observations): hosts in
+#: namespaces or VMs stall for milliseconds; identical packets repeat after 200 ms or more (RTO)
+MIN_TOLERANCE_NS = 50_000_000
+MAX_TOLERANCE_NS = 500_000_000
+#: matched packets a pair of points needs to tie their clocks
+MIN_OFFSET_MATCHES = 3
+
+
+@dataclass
+class PointInput:
+    """What correlation needs of one capture."""
+
+    path: str
+    name: str
+    named_by: str
+    observations: dict[str, np.ndarray]
+    flows: pd.DataFrame
+    iface_name: Callable[[int], str]  # link id -> interface name ("" when unknown)
+
+
+# --- 1. clock offsets -----------------------------------------------------------------------------
+
+
+def _first_sightings(obs: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per signature seen as one packet at this point: its first time and flow (id, direction)."""
+    sig = obs["sig"]
+    if len(sig) == 0:
+        return pd.DataFrame({"sig": sig, "ts": sig, "flow": sig, "dir": sig})
+    order = np.lexsort((obs["ts_ns"], sig))
+    s = sig[order]
+    t = obs["ts_ns"][order]
+    start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    end = np.r_[start[1:], len(s)] - 1
+    single = (t[end] - t[start]) <= BURST_NS
+    first = order[start[single]]
+    return pd.DataFrame(
+        {
+            "sig": sig[first],
+            "ts": obs["ts_ns"][first],
+            "flow": obs["flow_id"][first],
+            "dir": obs["flow_dir"][first].astype(np.int64),
+        }
+    )
+
+
+@dataclass
+class PairOffset:
+    a: int
+    b: int
+    offset_ns: int  # clock of b minus clock of a
+    basis: str  # "two-way" or "one-way"
+    matches: int
+    spread_ns: int
+
+
+def pair_offset(first_a: pd.DataFrame, first_b: pd.DataFrame, a: int, b: int) -> PairOffset | None:
+    """The clock offset of point b relative to point a from their common packets."""
+    both = first_a.merge(first_b, on="sig", suffixes=("_a", "_b"))
+    if len(both) < MIN_OFFSET_MATCHES:
+        return None
+    diff = both["ts_b"].to_numpy() - both["ts_a"].to_numpy()
+    both = both.assign(diff=diff)
+    per_way = both[both["flow_a"] >= 0].groupby(["flow_a", "dir_a"])["diff"].median().unstack()
+    two_way = per_way.dropna() if per_way.shape[1] == 2 else per_way.iloc[0:0]
+    if len(two_way) >= 1:
+        estimates = (two_way.iloc[:, 0] + two_way.iloc[:, 1]) / 2
+        offset = int(round(float(np.median(estimates.to_numpy()))))
+        basis = "two-way"
+    else:
+        offset = int(np.median(diff))
+        basis = "one-way"
+    spread = int(np.median(np.abs(diff - offset)))
+    return PairOffset(a, b, offset, basis, len(both), spread)
+
+
+def clock_offsets(
+    firsts: Sequence[pd.DataFrame],
+) -> tuple[list[int], list[str], list[int], list[int], list[np.ndarray]]:
+    """Per point: offset to the reference (point 0), basis, matches, spread; and the residual
+    differences of the pairs used (for the tolerance)."""
+    n = len(firsts)
+    pairs: dict[tuple[int, int], PairOffset] = {}
+    for a in range(n):
+        for b in range(a + 1, n):
+            found = pair_offset(firsts[a], firsts[b], a, b)
+            if found is not None:
+                pairs[(a, b)] = found
+    offsets = [0] * n
+    basis = ["reference"] + ["none"] * (n - 1)
+    matches = [0] * n
+    spread = [0] * n
+    placed = {0}
+    # tie points to the placed ones along the pair with the most matches first (Prim's order)
+    while True:
+        best: PairOffset | None = None
+        for (a, b), pair in pairs.items():
+            if (a in placed) != (b in placed) and (best is None or pair.matches > best.matches):
+                best = pair
+        if best is None:
+            break
+        if best.a in placed:
+            new, offset = best.b, offsets[best.a] + best.offset_ns
+        else:
+            new, offset = best.a, offsets[best.b] - best.offset_ns
+        offsets[new] = offset
+        basis[new] = best.basis
+        matches[new] = best.matches
+        spread[new] = best.spread_ns
+        placed.add(new)
+    if n > 1 and matches[0] == 0:
+        matches[0] = max(matches[1:])
+    return offsets, basis, matches, spread, []
+
+
+def tolerance_for(spreads: Sequence[int]) -> int:
+    """The matching window: generous around the observed spread, bounded (see the constants)."""
+    widest = max(spreads, default=0)
+    return int(min(max(8 * widest + 1_000_000, MIN_TOLERANCE_NS), MAX_TOLERANCE_NS))
+
+
+# --- 2. instances ---------------------------------------------------------------------------------
+
+
+def build_instances(obs: pd.DataFrame, tolerance_ns: int) -> pd.DataFrame:
+    """Add ``instance`` (-1 when alone) and ``step`` (position in its path) to ``obs`` (sorted by
+    signature, reference time and capture on return)."""
+    order = np.lexsort(
+        (obs["capture"].to_numpy(), obs["t_ref_ns"].to_numpy(), obs["sig"].to_numpy())
+    )
+    obs = obs.iloc[order].reset_index(drop=True)
+    sig = obs["sig"].to_numpy()
+    t = obs["t_ref_ns"].to_numpy()
+    tap = obs["tap"].to_numpy()
+    n = len(obs)
+    new = np.ones(n, dtype=bool)
+    if n > 1:
+        new[1:] = (sig[1:] != sig[:-1]) | (t[1:] - t[:-1] > tolerance_ns) | (tap[1:] == tap[:-1])
+    group = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    size = np.diff(np.r_[starts, n])
+    multi = size >= 2
+    instance_of_group = np.full(len(starts), -1, dtype=np.int64)
+    instance_of_group[multi] = np.arange(int(multi.sum()))
+    obs["instance"] = instance_of_group[group]
+    obs["step"] = (np.arange(n) - starts[group]).astype(np.int32)
+    obs["group"] = group  # singletons too: every packet is a group
+    return obs
+
+
+# --- 3. connections -------------------------------------------------------------------------------
+
+
+def components(n_nodes: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Connected-component label (smallest node id) of every node, edges (u, v)."""
+    labels = np.arange(n_nodes, dtype=np.int64)
+    if len(u) == 0:
+        return labels
+    while True:
+        low = np.minimum(labels[u], labels[v])
+        before = labels.copy()
+        np.minimum.at(labels, u, low)
+        np.minimum.at(labels, v, low)
+        while True:  # pointer jumping: every node straight to its root
+            jumped = labels[labels]
+            if np.array_equal(jumped, labels):
+                break
+            labels = jumped
+        if np.array_equal(labels, before):
+            return labels
+
+
+def handshake_edges(flows: Sequence[pd.DataFrame], node_base: np.ndarray) -> np.ndarray:
+    """Node pairs of flows tied by a TCP handshake: a SYN-ACK's ack is ISN+1 of a SYN from the
+    same client address and port (the answer came from another address than asked, or was seen
+    at another point)."""
+    syns, acks = [], []
+    for capture, table in enumerate(flows):
+        if table.empty or "syn_isn_orig" not in table.columns:
+            continue
+        tcp = table[table["ip_proto"] == 6]
+        orig = tcp["orig_h"].cat.codes.to_numpy().astype(np.int64)
+        node = node_base[capture] + tcp["flow_id"].to_numpy().astype(np.int64)
+        port = tcp["orig_p"].to_numpy().astype(np.int64)
+        has_syn = tcp["syn_isn_orig"].to_numpy() >= 0
+        syns.append(
+            pd.DataFrame(
+                {
+                    "h": orig[has_syn],
+                    "p": port[has_syn],
+                    "isn": tcp["syn_isn_orig"].to_numpy()[has_syn],
+                    "n": node[has_syn],
+                }
+            )
+        )
+        has_ack = tcp["synack_ack"].to_numpy() >= 0
+        acks.append(
+            pd.DataFrame(
+                {
+                    "h": orig[has_ack],
+                    "p": port[has_ack],
+                    "isn": (tcp["synack_ack"].to_numpy()[has_ack] - 1) % (1 << 32),
+                    "m": node[has_ack],
+                }
+            )
+        )
+    if not syns or not acks:
+        return np.zeros((0, 2), dtype=np.int64)
+    tied = pd.concat(syns).merge(pd.concat(acks), on=["h", "p", "isn"])
+    tied = tied[tied["n"] != tied["m"]]
+    return tied[["n", "m"]].to_numpy(dtype=np.int64)
+
+
+def endpoint_text(address: str, port: int) -> str:
+    if port < 0:
+        return address
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def make_taps(
+    points: Sequence[PointInput], obs_parts: Sequence[dict[str, np.ndarray]]
+) -> list[Tap]:
+    taps: list[Tap] = []
+    for index, (point, obs) in enumerate(zip(points, obs_parts, strict=True)):
+        links = np.unique(obs["link"]) if len(obs["link"]) else np.zeros(0, dtype=np.int64)
+        for link in links.tolist():
+            iface = point.iface_name(int(link))
+            name = point.name if len(links) == 1 else f"{point.name}:{iface or link}"
+            taps.append(Tap(len(taps), index, int(link), iface, name))
+    return taps
+
+
+def make_points(
+    points: Sequence[PointInput],
+    obs_parts: Sequence[dict[str, np.ndarray]],
+    offsets: Sequence[int],
+    basis: Sequence[str],
+    matches: Sequence[int],
+    spread: Sequence[int],
+) -> list[Point]:
+    out = []
+    for i, point in enumerate(points):
+        ts = obs_parts[i]["ts_ns"]
+        first = int(ts.min()) - offsets[i] if len(ts) else -1
+        last = int(ts.max()) - offsets[i] if len(ts) else -1
+        out.append(
+            Point(
+                i,
+                point.name,
+                point.path,
+                point.named_by,
+                int(offsets[i]),
+                basis[i],
+                int(matches[i]),
+                int(spread[i]),
+                first,
+                last,
+            )
+        )
+    return out

@@ -1,0 +1,309 @@
+"""What the matched packets tell: rewrites between taps, per-hop delays, twins that never appear.
+
+Input: the observation table after ``matching.build_instances`` with ``conn`` and ``cdir``
+(direction within the connection: 0 originator -> responder, 1 back) filled. Column-wise
+throughout; the only loops are over the few taps of a connection's route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+
+from netdiag.correlate.model import Tap
+
+_TUPLE = ("src", "sport", "dst", "dport")
+
+
+def _steps(obs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (i, i+1) of consecutive observations of one instance (obs sorted by group)."""
+    inst = obs["instance"].to_numpy()
+    same = (inst[1:] == inst[:-1]) & (inst[1:] >= 0)
+    first = np.flatnonzero(same)
+    return first, first + 1
+
+
+def hop_delays(obs: pd.DataFrame) -> pd.DataFrame:
+    """Per (from_tap, to_tap): packets and transit delay statistics on the reference clock."""
+    a, b = _steps(obs)
+    columns = ["from_tap", "to_tap", "packets", "delay_median_ns", "delay_p95_ns"]
+    columns += ["delay_min_ns", "delay_max_ns"]
+    if len(a) == 0:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
+    t = obs["t_ref_ns"].to_numpy()
+    tap = obs["tap"].to_numpy()
+    steps = pd.DataFrame({"from_tap": tap[a], "to_tap": tap[b], "delay": t[b] - t[a]})
+    by = steps.groupby(["from_tap", "to_tap"])["delay"]
+    out = pd.DataFrame(
+        {
+            "packets": by.size(),
+            "delay_median_ns": by.median().round().astype(np.int64),
+            "delay_p95_ns": by.quantile(0.95).round().astype(np.int64),
+            "delay_min_ns": by.min(),
+            "delay_max_ns": by.max(),
+        }
+    ).reset_index()
+    return out.sort_values(["from_tap", "to_tap"]).reset_index(drop=True)[columns]
+
+
+def translations(
+    obs: pd.DataFrame, taps: Sequence[Tap], text: Callable[[int], str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rewrites seen between consecutive taps of a packet's path: per connection, and aggregated.
+
+    A reply's rewrite (R > C becoming V > C on its way back) is the same translation seen from
+    the other side: it is turned into the originator's direction (C > V before, C > R after).
+    """
+    a, b = _steps(obs)
+    conn = obs["conn"].to_numpy()
+    keep = conn[a] >= 0
+    a, b = a[keep], b[keep]
+    vals = {c: obs[c].to_numpy() for c in _TUPLE}
+    changed = np.zeros(len(a), dtype=bool)
+    for c in _TUPLE:
+        changed |= vals[c][a] != vals[c][b]
+    changed &= obs["proto"].to_numpy()[a] != -2  # ARP is never translated
+    a, b = a[changed], b[changed]
+    reply = obs["cdir"].to_numpy()[a] == 1
+    # in the originator's direction: before = upstream side; a reply's sides swap and reverse
+    up = np.where(reply, b, a)
+    down = np.where(reply, a, b)
+
+    def side(pos: np.ndarray, rev: np.ndarray) -> dict[str, np.ndarray]:
+        src, dst = vals["src"][pos], vals["dst"][pos]
+        sp, dp = vals["sport"][pos], vals["dport"][pos]
+        return {
+            "src": np.where(rev, dst, src),
+            "sport": np.where(rev, dp, sp),
+            "dst": np.where(rev, src, dst),
+            "dport": np.where(rev, sp, dp),
+        }
+
+    before = side(up, reply)
+    after = side(down, reply)
+    tap = obs["tap"].to_numpy()
+    table = pd.DataFrame(
+        {
+            "conn": conn[a],
+            "from_tap": tap[up],
+            "to_tap": tap[down],
+            **{f"b_{k}": v for k, v in before.items()},
+            **{f"a_{k}": v for k, v in after.items()},
+            "capture_before": obs["capture"].to_numpy()[up],
+            "frame_before": obs["frame"].to_numpy()[up],
+            "capture_after": obs["capture"].to_numpy()[down],
+            "frame_after": obs["frame"].to_numpy()[down],
+            "t": obs["t_ref_ns"].to_numpy()[a],
+        }
+    )
+    keys = ["conn", "from_tap", "to_tap"] + [f"b_{k}" for k in _TUPLE] + [f"a_{k}" for k in _TUPLE]
+    table = table.sort_values(["conn", "t"], kind="stable").drop_duplicates(keys)
+    dnat = (table["b_dst"] != table["a_dst"]) | (table["b_dport"] != table["a_dport"])
+    snat = (table["b_src"] != table["a_src"]) | (table["b_sport"] != table["a_sport"])
+    table["kind"] = np.select([dnat & snat, dnat], ["DNAT+SNAT", "DNAT"], "SNAT")
+    per_conn = _per_conn_table(table, text)
+    return per_conn, _mappings(table, taps, text)
+
+
+def _tuple_text(table: pd.DataFrame, prefix: str, text: Callable[[int], str]) -> list[str]:
+    from netdiag.correlate.matching import endpoint_text
+
+    return [
+        f"{endpoint_text(text(s), int(sp))} > {endpoint_text(text(d), int(dp))}"
+        for s, sp, d, dp in zip(
+            table[f"{prefix}src"],
+            table[f"{prefix}sport"],
+            table[f"{prefix}dst"],
+            table[f"{prefix}dport"],
+            strict=True,
+        )
+    ]
+
+
+def _per_conn_table(table: pd.DataFrame, text: Callable[[int], str]) -> pd.DataFrame:
+    columns = ["conn", "from_tap", "to_tap", "kind", "before", "after", "capture_before"]
+    columns += ["frame_before", "capture_after", "frame_after"]
+    if table.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    out = table.assign(before=_tuple_text(table, "b_", text), after=_tuple_text(table, "a_", text))
+    return out[columns].reset_index(drop=True)
+
+
+def _mappings(table: pd.DataFrame, taps: Sequence[Tap], text: Callable[[int], str]) -> pd.DataFrame:
+    """One row per rewrite rule: where, kind, the rewritten endpoint before and after."""
+    from netdiag.correlate.matching import endpoint_text
+
+    columns = ["at", "from_tap", "to_tap", "kind", "before", "after", "connections", "conns"]
+    if table.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    kind = table["kind"].to_numpy()
+    # what a rule rewrites: the destination endpoint (DNAT), the source address (SNAT: its ports
+    # are per connection), or both
+    rows = []
+    keyed = table.assign(
+        k_before=np.where(kind == "SNAT", -1, table["b_dst"]),
+        k_bport=np.where(kind == "SNAT", -1, table["b_dport"]),
+        k_after=np.where(kind == "SNAT", -1, table["a_dst"]),
+        k_aport=np.where(kind == "SNAT", -1, table["a_dport"]),
+        s_before=np.where(kind == "DNAT", -1, table["b_src"]),
+        s_after=np.where(kind == "DNAT", -1, table["a_src"]),
+    )
+    group_keys = ["from_tap", "to_tap", "kind", "k_before", "k_bport", "k_after", "k_aport"]
+    group_keys += ["s_before", "s_after"]
+    for key, group in keyed.groupby(group_keys, sort=True):
+        from_tap, to_tap, kind_, kb, kbp, ka, kap, sb, sa = cast(tuple[Any, ...], key)
+        parts_b, parts_a = [], []
+        if sb >= 0:
+            parts_b.append(f"from {text(int(sb))}")
+            parts_a.append(f"from {text(int(sa))}")
+        if kb >= 0:
+            parts_b.append(f"to {endpoint_text(text(int(kb)), int(kbp))}")
+            parts_a.append(f"to {endpoint_text(text(int(ka)), int(kap))}")
+        conns = sorted(set(group["conn"].astype(int)))
+        rows.append(
+            {
+                "at": where(taps[int(from_tap)], taps[int(to_tap)]),
+                "from_tap": int(from_tap),
+                "to_tap": int(to_tap),
+                "kind": str(kind_),
+                "before": " ".join(parts_b),
+                "after": " ".join(parts_a),
+                "connections": len(conns),
+                "conns": conns[:10],
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def where(a: Tap, b: Tap) -> str:
+    """Where a rewrite between taps ``a`` and ``b`` happened, in words."""
+    if a.point == b.point:
+        point = a.name.split(":", 1)[0] if ":" in a.name else a.name
+        return f"{point} ({a.iface or a.link} -> {b.iface or b.link})"
+    return f"between {a.name} and {b.name}"
+
+
+def missing_twins(
+    obs: pd.DataFrame, taps: Sequence[Tap], spans: Sequence[tuple[int, int]]
+) -> pd.DataFrame:
+    """Packets of a connection missing at a tap of the connection's path in their direction.
+
+    The path of a connection in the originator's direction is the tap order of its packet seen
+    at the most taps; the responder's expected path is that path reversed (replies come back the
+    way the requests went: a NAT must see them). A packet whose last tap on the path is followed
+    by taps that never saw it is "lost" after that tap; a packet seen further on but not at an
+    earlier tap of the path "bypassed" that tap. A tap counts only while its capture was running.
+    """
+    columns = ["capture", "frame", "tap", "conn", "direction", "missing_tap", "kind"]
+    empty = pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
+    in_conn = obs[obs["conn"] >= 0]
+    if in_conn.empty:
+        return empty
+    # the originator-direction route of each connection: the tap sequence of its longest path
+    orig = in_conn[in_conn["cdir"] == 0]
+    sizes = orig.groupby("group")["tap"].transform("size")
+    longest = orig.assign(size=sizes).sort_values(
+        ["conn", "size", "group", "step"], ascending=[True, False, True, True]
+    )
+    best_group = longest.drop_duplicates("conn")[["conn", "group"]]
+    route = orig.merge(best_group, on=["conn", "group"])[["conn", "tap", "step"]]
+    route = route[route.groupby("conn")["tap"].transform("size") >= 2]
+    if route.empty:
+        return empty
+    route = route.drop_duplicates(["conn", "tap"])
+    n_route = route.groupby("conn")["step"].transform("size")
+    # expected positions per direction: originator in order, responder reversed
+    fwd = route.assign(cdir=0, pos=route["step"])
+    back = route.assign(cdir=1, pos=(n_route - 1 - route["step"]).to_numpy())
+    expected = pd.concat([fwd, back], ignore_index=True)[["conn", "cdir", "tap", "pos"]]
+    # every packet (group) of those connections with the taps that saw it
+    seen = in_conn[["group", "conn", "cdir", "tap", "capture", "frame", "t_ref_ns"]]
+    seen = seen.merge(expected, on=["conn", "cdir", "tap"], how="left")
+    seen["pos"] = seen["pos"].fillna(-1).astype(np.int64)
+    per_group = seen.groupby("group").agg(
+        conn=("conn", "first"),
+        cdir=("cdir", "first"),
+        last_pos=("pos", "max"),
+        t=("t_ref_ns", "first"),
+    )
+    candidates = per_group.reset_index().merge(expected, on=["conn", "cdir"])
+    saw = seen[["group", "tap"]].drop_duplicates().assign(saw=True)
+    candidates = candidates.merge(saw, on=["group", "tap"], how="left")
+    candidates = candidates[candidates["saw"].isna()]
+    # only while the missing tap's capture was running
+    start = np.array([spans[t.point][0] for t in taps], dtype=np.int64)
+    stop = np.array([spans[t.point][1] for t in taps], dtype=np.int64)
+    tap_idx = candidates["tap"].to_numpy(dtype=np.int64)
+    t = candidates["t"].to_numpy(dtype=np.int64)
+    candidates = candidates[(t >= start[tap_idx]) & (t <= stop[tap_idx])]
+    if candidates.empty:
+        return empty
+    lost = candidates["pos"] > candidates["last_pos"]
+    # a lost packet is reported once, at the first tap after its last; a bypass at each tap
+    first_lost = candidates[lost].sort_values("pos").drop_duplicates("group")
+    bypassed = candidates[~lost]
+    where_seen = seen.sort_values(["group", "t_ref_ns"])
+    last_seen = where_seen.drop_duplicates("group", keep="last").set_index("group")
+    # a bypass names the tap that saw the packet after the gap
+    after_gap = seen[seen["pos"] >= 0][["group", "pos", "tap", "capture", "frame"]]
+    rows = []
+    if not first_lost.empty:
+        info = last_seen.loc[first_lost["group"].to_numpy()]
+        rows.append(
+            pd.DataFrame(
+                {
+                    "capture": info["capture"].to_numpy(),
+                    "frame": info["frame"].to_numpy(),
+                    "tap": info["tap"].to_numpy(),
+                    "conn": first_lost["conn"].to_numpy(),
+                    "direction": np.where(first_lost["cdir"].to_numpy() == 0, "orig", "resp"),
+                    "missing_tap": first_lost["tap"].to_numpy(),
+                    "kind": "lost",
+                }
+            )
+        )
+    if not bypassed.empty:
+        nxt = bypassed[["group", "conn", "cdir", "tap", "pos"]].merge(
+            after_gap.rename(columns={"pos": "seen_pos", "tap": "seen_tap"}), on="group"
+        )
+        nxt = nxt[nxt["seen_pos"] > nxt["pos"]].sort_values(["group", "pos", "seen_pos"])
+        nxt = nxt.drop_duplicates(["group", "tap"])
+        # a packet seen at no tap of the route (another path entirely) has no "after gap"
+        offroute = bypassed[~bypassed["group"].isin(nxt["group"])]
+        offroute = offroute.sort_values("pos").drop_duplicates("group")
+        if not offroute.empty:
+            info = last_seen.loc[offroute["group"].to_numpy()]
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "capture": info["capture"].to_numpy(),
+                        "frame": info["frame"].to_numpy(),
+                        "tap": info["tap"].to_numpy(),
+                        "conn": offroute["conn"].to_numpy(),
+                        "direction": np.where(offroute["cdir"].to_numpy() == 0, "orig", "resp"),
+                        "missing_tap": offroute["tap"].to_numpy(),
+                        "kind": "bypassed",
+                    }
+                )
+            )
+        if not nxt.empty:
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "capture": nxt["capture"].to_numpy(),
+                        "frame": nxt["frame"].to_numpy(),
+                        "tap": nxt["seen_tap"].to_numpy(),
+                        "conn": nxt["conn"].to_numpy(),
+                        "direction": np.where(nxt["cdir"].to_numpy() == 0, "orig", "resp"),
+                        "missing_tap": nxt["tap"].to_numpy(),
+                        "kind": "bypassed",
+                    }
+                )
+            )
+    if not rows:
+        return empty
+    out = pd.concat(rows, ignore_index=True)
+    return out.sort_values(["capture", "frame", "missing_tap"]).reset_index(drop=True)[columns]
