@@ -28,9 +28,9 @@ def correlate(points: Sequence[PointInput], address_text: Callable[[int], str]) 
     obs_parts = [p.observations for p in points]
     taps = make_taps(points, obs_parts)
     firsts = [_first_sightings(o) for o in obs_parts]
-    offsets, basis, matches, spread, _ = clock_offsets(firsts)
+    offsets, basis, matches, spread, widest = clock_offsets(firsts)
     del firsts
-    tolerance = tolerance_for([s for s, b in zip(spread, basis, strict=True) if b != "none"])
+    tolerance = tolerance_for(widest)
     obs = _observation_frame(obs_parts, taps, offsets)
     obs = build_instances(obs, tolerance)
     flows = [p.flows for p in points]

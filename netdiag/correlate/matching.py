@@ -30,9 +30,10 @@ from netdiag.correlate.model import Point, Tap
 #: observations of one signature at one point within this span are one packet seen on several
 #: links of the host (a router's in and out interfaces), not a repeated packet
 BURST_NS = 50_000_000
-#: bounds of the matching tolerance (the time window of one packet's observations): hosts in
-#: namespaces or VMs stall for milliseconds; identical packets repeat after 200 ms or more (RTO)
-MIN_TOLERANCE_NS = 50_000_000
+#: bounds of the matching tolerance (the time window of one packet's observations), which is
+#: derived from the transit times seen (hosts in namespaces or VMs stall for milliseconds);
+#: identical packets (retries, IPv6 retransmissions) repeat after a few ms or more
+MIN_TOLERANCE_NS = 2_000_000
 MAX_TOLERANCE_NS = 500_000_000
 #: matched packets a pair of points needs to tie their clocks
 MIN_OFFSET_MATCHES = 3
@@ -82,7 +83,8 @@ class PairOffset:
     offset_ns: int  # clock of b minus clock of a
     basis: str  # "two-way" or "one-way"
     matches: int
-    spread_ns: int
+    spread_ns: int  # median distance of a matched packet's time difference from the offset
+    widest_ns: int  # 99.9th percentile of that distance (transit delays, stalls)
 
 
 def pair_offset(first_a: pd.DataFrame, first_b: pd.DataFrame, a: int, b: int) -> PairOffset | None:
@@ -101,15 +103,17 @@ def pair_offset(first_a: pd.DataFrame, first_b: pd.DataFrame, a: int, b: int) ->
     else:
         offset = int(np.median(diff))
         basis = "one-way"
-    spread = int(np.median(np.abs(diff - offset)))
-    return PairOffset(a, b, offset, basis, len(both), spread)
+    residual = np.abs(diff - offset)
+    spread = int(np.median(residual))
+    widest = int(np.quantile(residual, 0.999))
+    return PairOffset(a, b, offset, basis, len(both), spread, widest)
 
 
 def clock_offsets(
     firsts: Sequence[pd.DataFrame],
-) -> tuple[list[int], list[str], list[int], list[int], list[np.ndarray]]:
-    """Per point: offset to the reference (point 0), basis, matches, spread; and the residual
-    differences of the pairs used (for the tolerance)."""
+) -> tuple[list[int], list[str], list[int], list[int], list[int]]:
+    """Per point: offset to the reference (point 0), basis, matches, spread; and the widest
+    residual of each pair used (for the tolerance)."""
     n = len(firsts)
     pairs: dict[tuple[int, int], PairOffset] = {}
     for a in range(n):
@@ -122,6 +126,7 @@ def clock_offsets(
     matches = [0] * n
     spread = [0] * n
     placed = {0}
+    widest: list[int] = []
     # tie points to the placed ones along the pair with the most matches first (Prim's order)
     while True:
         best: PairOffset | None = None
@@ -138,27 +143,34 @@ def clock_offsets(
         basis[new] = best.basis
         matches[new] = best.matches
         spread[new] = best.spread_ns
+        widest.append(best.widest_ns)
         placed.add(new)
     if n > 1 and matches[0] == 0:
         matches[0] = max(matches[1:])
-    return offsets, basis, matches, spread, []
+    return offsets, basis, matches, spread, widest
 
 
-def tolerance_for(spreads: Sequence[int]) -> int:
-    """The matching window: generous around the observed spread, bounded (see the constants)."""
-    widest = max(spreads, default=0)
-    return int(min(max(8 * widest + 1_000_000, MIN_TOLERANCE_NS), MAX_TOLERANCE_NS))
+def tolerance_for(widest: Sequence[int]) -> int:
+    """The matching window: twice the widest transit time seen between tied points (99.9th
+    percentile) plus 1 ms, within the bounds (see the constants)."""
+    wide = max(widest, default=MAX_TOLERANCE_NS // 10)
+    return int(min(max(2 * wide + 1_000_000, MIN_TOLERANCE_NS), MAX_TOLERANCE_NS))
 
 
 # --- 2. instances ---------------------------------------------------------------------------------
 
 
 def build_instances(obs: pd.DataFrame, tolerance_ns: int) -> pd.DataFrame:
-    """Add ``instance`` (-1 when alone) and ``step`` (position in its path) to ``obs`` (sorted by
-    signature, reference time and capture on return)."""
-    order = np.lexsort(
-        (obs["capture"].to_numpy(), obs["t_ref_ns"].to_numpy(), obs["sig"].to_numpy())
-    )
+    """Add ``instance`` (-1 when alone), ``step`` (position in its path) and ``group`` (one id
+    per packet, alone or not) to ``obs``, returned sorted by signature and reference time.
+
+    Observations at one reference time keep the capture order for requests and the reverse for
+    replies (flow direction 1): with no measurable transit time, a reply travels back the way
+    the request came.
+    """
+    capture = obs["capture"].to_numpy()
+    tie = np.where(obs["flow_dir"].to_numpy() == 1, -capture, capture)
+    order = np.lexsort((tie, obs["t_ref_ns"].to_numpy(), obs["sig"].to_numpy()))
     obs = obs.iloc[order].reset_index(drop=True)
     sig = obs["sig"].to_numpy()
     t = obs["t_ref_ns"].to_numpy()
@@ -166,7 +178,8 @@ def build_instances(obs: pd.DataFrame, tolerance_ns: int) -> pd.DataFrame:
     n = len(obs)
     new = np.ones(n, dtype=bool)
     if n > 1:
-        new[1:] = (sig[1:] != sig[:-1]) | (t[1:] - t[:-1] > tolerance_ns) | (tap[1:] == tap[:-1])
+        new[1:] = (sig[1:] != sig[:-1]) | (t[1:] - t[:-1] > tolerance_ns)
+    _split_repeated_taps(new, tap)
     group = np.cumsum(new) - 1
     starts = np.flatnonzero(new)
     size = np.diff(np.r_[starts, n])
@@ -175,8 +188,37 @@ def build_instances(obs: pd.DataFrame, tolerance_ns: int) -> pd.DataFrame:
     instance_of_group[multi] = np.arange(int(multi.sum()))
     obs["instance"] = instance_of_group[group]
     obs["step"] = (np.arange(n) - starts[group]).astype(np.int32)
-    obs["group"] = group  # singletons too: every packet is a group
+    obs["group"] = group
     return obs
+
+
+def _split_repeated_taps(new: np.ndarray, tap: np.ndarray) -> None:
+    """A packet is seen once per tap: where a tap repeats inside a run of one signature (an
+    identical packet sent again within the tolerance: ARP retries, IPv6 retransmissions), a new
+    packet starts. In place on the boundary flags ``new``."""
+    n = len(new)
+    if n < 2:
+        return
+    segment = np.cumsum(new) - 1
+    # previous row of the same segment and tap (rows are in time order within a segment)
+    by = np.lexsort((np.arange(n), tap, segment))
+    same = (segment[by][1:] == segment[by][:-1]) & (tap[by][1:] == tap[by][:-1])
+    prev = np.full(n, -1, dtype=np.int64)
+    prev[by[1:][same]] = by[:-1][same]
+    rows = np.flatnonzero(prev >= 0)
+    if len(rows) == 0:
+        return
+    # sequential only over the few segments with a repeat: a row whose previous sighting at its
+    # tap lies in the current packet starts the next packet
+    seg_start = np.flatnonzero(new)
+    for seg in np.unique(segment[rows]).tolist():
+        lo = int(seg_start[seg])
+        hi = int(seg_start[seg + 1]) if seg + 1 < len(seg_start) else n
+        start = lo
+        for i in range(lo + 1, hi):
+            if prev[i] >= start:
+                new[i] = True
+                start = i
 
 
 # --- 3. connections -------------------------------------------------------------------------------

@@ -353,8 +353,10 @@ def _echo_data(p: dict[str, np.ndarray]) -> np.ndarray:
     """56 bytes as Linux ping sends them: a struct timeval (little endian), then 0x10, 0x11, ..."""
     n = len(p["kind"])
     d = np.zeros((n, 56), dtype=np.uint8)
-    sec = p["ts_ns"] // 1_000_000_000
-    usec = (p["ts_ns"] // 1000) % 1_000_000
+    # the sender's clock, not the capturing point's (see scenario.observe: clock offsets)
+    sent = p["payload_ts_ns"] if "payload_ts_ns" in p else p["ts_ns"]
+    sec = sent // 1_000_000_000
+    usec = (sent // 1000) % 1_000_000
     for k in range(4):
         d[:, k] = (sec >> (8 * k)) & 0xFF
         d[:, 8 + k] = (usec >> (8 * k)) & 0xFF

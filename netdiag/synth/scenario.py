@@ -690,6 +690,8 @@ def observe(traffic: Traffic, point: CapturePoint) -> dict[str, np.ndarray]:
             plan["eth_dst"] >= 0, remap[np.maximum(plan["eth_dst"], 0)], -1
         ).astype(np.int32)
     if point.clock_offset_ns:
+        # a point's clock changes when packets are stamped, not what they carry (ping data)
+        plan["payload_ts_ns"] = plan["ts_ns"]
         plan["ts_ns"] = plan["ts_ns"] + point.clock_offset_ns
     kind = plan["kind"]
     gw = traffic.gateway
