@@ -199,26 +199,49 @@ def missing_twins(
     """
     columns = ["capture", "frame", "tap", "conn", "direction", "missing_tap", "kind"]
     empty = pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
-    in_conn = obs[obs["conn"] >= 0]
-    if in_conn.empty:
+    conn = obs["conn"].to_numpy()
+    group = obs["group"].to_numpy()
+    if not (conn >= 0).any():
         return empty
-    # the originator-direction route of each connection: the tap sequence of its longest path
-    orig = in_conn[in_conn["cdir"] == 0]
-    sizes = orig.groupby("group")["tap"].transform("size")
-    longest = orig.assign(size=sizes).sort_values(
-        ["conn", "size", "group", "step"], ascending=[True, False, True, True]
-    )
-    best_group = longest.drop_duplicates("conn")[["conn", "group"]]
-    route = orig.merge(best_group, on=["conn", "group"])[["conn", "tap", "step"]]
-    route = route[route.groupby("conn")["tap"].transform("size") >= 2]
-    if route.empty:
+    # the originator-direction route of each connection: the tap sequence of its packet seen at
+    # the most taps (group sizes from the group ids, which are contiguous and sorted)
+    gsize = np.bincount(group)
+    orig_rows = np.flatnonzero((conn >= 0) & (obs["cdir"].to_numpy() == 0))
+    o_conn, o_group = conn[orig_rows], group[orig_rows]
+    o_size = gsize[o_group]
+    pick = np.lexsort((o_group, -o_size, o_conn))
+    first = np.r_[True, o_conn[pick][1:] != o_conn[pick][:-1]]
+    best = pd.DataFrame({"conn": o_conn[pick][first], "group": o_group[pick][first]})
+    best = best[gsize[best["group"].to_numpy()] >= 2]
+    if best.empty:
         return empty
+    in_best = np.isin(group, best["group"].to_numpy())
+    route = obs.loc[in_best, ["conn", "tap", "step"]]
     route = route.drop_duplicates(["conn", "tap"])
     n_route = route.groupby("conn")["step"].transform("size")
     # expected positions per direction: originator in order, responder reversed
     fwd = route.assign(cdir=0, pos=route["step"])
     back = route.assign(cdir=1, pos=(n_route - 1 - route["step"]).to_numpy())
     expected = pd.concat([fwd, back], ignore_index=True)[["conn", "cdir", "tap", "pos"]]
+    # only packets seen at fewer taps of their route than it has can miss one: find them with
+    # one integer key per (connection, direction, tap) before any table is joined
+    n_taps = max(len(taps), 1)
+    exp_key = (expected["conn"].to_numpy() * 2 + expected["cdir"].to_numpy()) * n_taps
+    exp_key += expected["tap"].to_numpy()
+    cdir = np.clip(obs["cdir"].to_numpy().astype(np.int64), 0, 1)
+    key = (conn * 2 + cdir) * n_taps + obs["tap"].to_numpy()
+    on_route = (conn >= 0) & np.isin(key, exp_key)
+    route_len = np.zeros(int(conn.max()) + 1, dtype=np.int64)
+    counts = expected.groupby("conn").size() // 2
+    route_len[counts.index.to_numpy()] = counts.to_numpy()
+    seen_on_route = np.bincount(group[on_route], minlength=len(gsize))
+    group_conn = np.full(len(gsize), -1, dtype=np.int64)
+    group_conn[group] = conn
+    short = (group_conn >= 0) & (seen_on_route < route_len[np.maximum(group_conn, 0)])
+    short &= route_len[np.maximum(group_conn, 0)] >= 2
+    in_conn = obs[(conn >= 0) & short[group]]
+    if in_conn.empty:
+        return empty
     # every packet (group) of those connections with the taps that saw it
     seen = in_conn[["group", "conn", "cdir", "tap", "capture", "frame", "t_ref_ns"]]
     seen = seen.merge(expected, on=["conn", "cdir", "tap"], how="left")
