@@ -35,18 +35,14 @@ def correlate(points: Sequence[PointInput], address_text: Callable[[int], str]) 
     obs = build_instances(obs, tolerance)
     flows = [p.flows for p in points]
     node_base = np.r_[0, np.cumsum([len(f) for f in flows])].astype(np.int64)
-    conn_of_node = _connections(obs, flows, node_base)
-    node = np.where(
-        obs["flow_id"].to_numpy() >= 0,
-        node_base[obs["capture"].to_numpy()] + obs["flow_id"].to_numpy(),
-        -1,
-    )
+    node = _flow_nodes(obs, node_base)
+    conn_of_node = _connections(obs, node, flows, node_base)
     obs["conn"] = np.where(node >= 0, conn_of_node[np.maximum(node, 0)], -1)
     obs["cdir"] = obs["flow_dir"].to_numpy()
     point_list = make_points(points, obs_parts, offsets, basis, matches, spread)
     spans = [(p.first_ts_ns - tolerance, p.last_ts_ns + tolerance) for p in point_list]
     per_conn, mappings = translations(obs, taps, address_text)
-    connections = _connection_table(obs, flows, node_base, conn_of_node, taps, offsets)
+    connections = _connection_table(obs, flows, taps, offsets)
     matched = obs["instance"].to_numpy() >= 0
     stats = {
         "observations": int(len(obs)),
@@ -96,14 +92,33 @@ def _observation_frame(
     return pd.concat(frames, ignore_index=True)
 
 
-def _connections(
-    obs: pd.DataFrame, flows: Sequence[pd.DataFrame], node_base: np.ndarray
-) -> np.ndarray:
-    """Connection id of every flow node (-1: a flow seen at one tap, linked to nothing)."""
-    n_nodes = int(node_base[-1])
+def _flow_nodes(obs: pd.DataFrame, node_base: np.ndarray) -> np.ndarray:
+    """The graph node of each observation: its flow (capture, flow id), -1 without one.
+
+    ICMP echo flows are keyed by addresses and type, as Zeek does, so pings of two hosts sent out
+    through one SNAT address with the same identifier share a flow there: each echo identifier
+    of an ICMP flow is a node of its own (appended after the flows), or the two pings would be
+    one connection.
+    """
     flow = obs["flow_id"].to_numpy()
     capture = obs["capture"].to_numpy()
     node = np.where(flow >= 0, node_base[capture] + flow, -1)
+    proto = obs["proto"].to_numpy()
+    echo = np.flatnonzero(
+        (flow >= 0) & ((proto == 1) | (proto == 58)) & (obs["sport"].to_numpy() >= 0)
+    )
+    if len(echo):
+        keys = pd.DataFrame({"node": node[echo], "id": obs["sport"].to_numpy()[echo]})
+        codes, _uniques = pd.MultiIndex.from_frame(keys).factorize()
+        node[echo] = node_base[-1] + codes
+    return node  # type: ignore[no-any-return]
+
+
+def _connections(
+    obs: pd.DataFrame, node: np.ndarray, flows: Sequence[pd.DataFrame], node_base: np.ndarray
+) -> np.ndarray:
+    """Connection id of every node (-1: a flow seen at one tap, linked to nothing)."""
+    n_nodes = int(max(int(node.max()) + 1 if len(node) else 0, int(node_base[-1])))
     inst = obs["instance"].to_numpy()
     same = (inst[1:] == inst[:-1]) & (inst[1:] >= 0) & (node[1:] >= 0) & (node[:-1] >= 0)
     a = np.flatnonzero(same)
@@ -131,29 +146,32 @@ def _connections(
 def _connection_table(
     obs: pd.DataFrame,
     flows: Sequence[pd.DataFrame],
-    node_base: np.ndarray,
-    conn_of_node: np.ndarray,
     taps: Sequence[Tap],
     offsets: Sequence[int],
 ) -> pd.DataFrame:
+    """One row per (connection, capture, flow) with the taps that saw it and the flow's tuple."""
     columns = ["conn", "capture", "flow_id", "taps", "orig", "first_t_ref_ns"]
-    rows = []
-    seen = obs.loc[obs["conn"] >= 0, ["capture", "flow_id", "tap"]].drop_duplicates()
+    member = obs.loc[obs["conn"] >= 0, ["conn", "capture", "flow_id", "tap"]]
+    if member.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
     tap_names = np.array([t.name for t in taps], dtype=object)
-    for capture, table in enumerate(flows):
-        conn = conn_of_node[node_base[capture] : node_base[capture + 1]]
-        member = np.flatnonzero(conn >= 0)
-        if len(member) == 0:
+    # the set of taps of a flow as a bit mask: few distinct masks, each named once
+    bits = np.left_shift(np.int64(1), np.minimum(member["tap"].to_numpy(), 62))
+    masks = member.assign(bit=bits).drop_duplicates(["conn", "capture", "flow_id", "tap"])
+    table = masks.groupby(["conn", "capture", "flow_id"], sort=True)["bit"].sum().reset_index()
+    names = {
+        m: ",".join(tap_names[[b for b in range(63) if m >> b & 1]]) for m in set(table["bit"])
+    }
+    table["taps"] = table["bit"].map(names)
+    orig = np.empty(len(table), dtype=object)
+    first = np.zeros(len(table), dtype=np.int64)
+    for capture, flow_table in enumerate(flows):
+        at = np.flatnonzero(table["capture"].to_numpy() == capture)
+        if len(at) == 0:
             continue
-        sub = table.iloc[member]
-        mine = seen[seen["capture"] == capture]
-        # the set of taps of a flow as a bit mask: few distinct masks, each named once
-        bits = np.left_shift(np.int64(1), np.minimum(mine["tap"].to_numpy(), 62))
-        masks = pd.Series(bits).groupby(mine["flow_id"].to_numpy()).sum()
-        names = masks.map(
-            {m: ",".join(tap_names[[b for b in range(63) if m >> b & 1]]) for m in set(masks)}
-        )
-        orig = [
+        # flow ids are the flow table's positions (dense, from 0)
+        sub = flow_table.iloc[table["flow_id"].to_numpy()[at]]
+        orig[at] = [
             f"{endpoint_text(str(h), int(p))} > {endpoint_text(str(r), int(q))}"
             for h, p, r, q in zip(
                 sub["orig_h"].astype(str),
@@ -163,18 +181,7 @@ def _connection_table(
                 strict=True,
             )
         ]
-        rows.append(
-            pd.DataFrame(
-                {
-                    "conn": conn[member],
-                    "capture": capture,
-                    "flow_id": sub["flow_id"].to_numpy(),
-                    "taps": names.reindex(sub["flow_id"].to_numpy()).fillna("").to_numpy(),
-                    "orig": orig,
-                    "first_t_ref_ns": sub["first_ts_ns"].to_numpy() - offsets[capture],
-                }
-            )
-        )
-    if not rows:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
-    return pd.concat(rows, ignore_index=True).sort_values(["conn", "capture", "flow_id"])[columns]
+        first[at] = sub["first_ts_ns"].to_numpy() - offsets[capture]
+    table["orig"] = orig
+    table["first_t_ref_ns"] = first
+    return table[columns]

@@ -94,8 +94,15 @@ def pair_offset(first_a: pd.DataFrame, first_b: pd.DataFrame, a: int, b: int) ->
         return None
     diff = both["ts_b"].to_numpy() - both["ts_a"].to_numpy()
     both = both.assign(diff=diff)
-    per_way = both[both["flow_a"] >= 0].groupby(["flow_a", "dir_a"])["diff"].median().unstack()
-    two_way = per_way.dropna() if per_way.shape[1] == 2 else per_way.iloc[0:0]
+    # a flow seen in both directions at one of the points (at a NAT device the request and the
+    # reply are first seen in two different flows: before and after the rewrite)
+    two_way = pd.DataFrame()
+    for side in ("a", "b"):
+        rows = both[both[f"flow_{side}"] >= 0]
+        per_way = rows.groupby([f"flow_{side}", f"dir_{side}"])["diff"].median().unstack()
+        found = per_way.dropna() if per_way.shape[1] == 2 else per_way.iloc[0:0]
+        if len(found) > len(two_way):
+            two_way = found
     if len(two_way) >= 1:
         estimates = (two_way.iloc[:, 0] + two_way.iloc[:, 1]) / 2
         offset = int(round(float(np.median(estimates.to_numpy()))))

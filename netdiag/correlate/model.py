@@ -60,10 +60,10 @@ class Correlation:
     connections: one row per (connection, capture, flow): conn, capture, flow_id, taps (names
         joined by ","), orig (the flow's "src:port > dst:port" text), first_t_ref_ns.
     translations: one row per connection and rewrite: conn, from_tap, to_tap (Tap ids), kind
-        ("DNAT", "SNAT", "DNAT+SNAT"), before, after ("src:port > dst:port" in the originator's
+        ("DNAT", "SNAT", "DNAT+SNAT"), proto (IP protocol), before, after ("src:port > dst:port" in the originator's
         direction), capture_before, frame_before, capture_after, frame_after (the first packet
         seen on both sides).
-    mappings: translations aggregated: at (where: "director (eth1 -> eth0)" or "between client
+    mappings: translations aggregated: at (where: "at director (eth1 -> eth0)" or "between client
         and director"), from_tap, to_tap, kind, before, after (the rewritten endpoints only, e.g.
         "198.51.100.131:80" -> "192.168.1.190:80"), connections, conns (a few conn ids).
     hops: per (from_tap, to_tap) in travel order: packets, delay_median_ns, delay_p95_ns,

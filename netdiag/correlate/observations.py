@@ -84,6 +84,15 @@ def signatures(chunk: PacketChunk) -> np.ndarray:
         h = _mix(h, payload)
         for name in _QUOTE_FIELDS:
             h = _mix(h, chunk[name])
+        # packets with nothing random in them (IPv6 neighbour discovery and MLD, IPv4 with IP id
+        # 0 and no TCP sequence) would be "the same packet" from every host that sends them: they
+        # keep their addresses in the signature and match only where they are not translated
+        echo = ((proto == 1) & np.isin(itype, (0, 8))) | (
+            (proto == 58) & np.isin(itype, (128, 129))
+        )
+        plain = (proto != 6) & ~echo & ((chunk["ip_version"] == 6) | (chunk["ip_id"] <= 0))
+        plain &= chunk["esp_spi"] < 0
+        h = np.where(plain, _mix(_mix(h, chunk["ip_src"]), chunk["ip_dst"]), h)
         arp = np.full(n, 0x617270, dtype=np.uint64)
         for name in _ARP_FIELDS:
             arp = _mix(arp, chunk[name])
@@ -103,6 +112,9 @@ def observation_chunk(chunk: PacketChunk) -> dict[str, np.ndarray]:
     ifindex = chunk["sll_ifindex"][keep].astype(np.int64)
     iface = chunk["iface"][keep].astype(np.int64)
     is_arp = chunk["ip_version"][keep] == 0
+    proto = chunk["ip_proto"][keep]
+    itype = chunk["icmp_type"][keep]
+    echo = ((proto == 1) & np.isin(itype, (0, 8))) | ((proto == 58) & np.isin(itype, (128, 129)))
     out = {
         "sig": sig[keep],
         "frame": chunk["frame"][keep],
@@ -112,7 +124,8 @@ def observation_chunk(chunk: PacketChunk) -> dict[str, np.ndarray]:
         "flow_dir": chunk["flow_dir"][keep],
         "src": np.where(is_arp, chunk["arp_spa"][keep], chunk["ip_src"][keep]),
         "dst": np.where(is_arp, chunk["arp_tpa"][keep], chunk["ip_dst"][keep]),
-        "sport": chunk["sport"][keep],
+        # an ICMP echo's identifier is its "port": SNAT rewrites it, and it tells pings apart
+        "sport": np.where(echo, chunk["icmp_id"][keep], chunk["sport"][keep]),
         "dport": chunk["dport"][keep],
         "proto": np.where(is_arp, -2, chunk["ip_proto"][keep]),
         "ttl": chunk["ip_ttl"][keep],
@@ -135,7 +148,7 @@ def observations_from_packets(packets: object) -> dict[str, np.ndarray]:
     assert isinstance(packets, pd.DataFrame)
     needed = set(_IP_FIELDS + _TRANSPORT_FIELDS + _QUOTE_FIELDS + _ARP_FIELDS)
     needed |= {"frame", "ts_ns", "sll_ifindex", "iface", "flow_id", "flow_dir", "ip_src", "ip_dst"}
-    needed |= {"sport", "dport", "ip_ttl", "payload_hash"}
+    needed |= {"sport", "dport", "ip_ttl", "payload_hash", "icmp_type"}
     chunk: dict[str, np.ndarray] = {}
     for name in needed:
         column = packets[name]

@@ -97,6 +97,7 @@ def translations(
             "capture_after": obs["capture"].to_numpy()[down],
             "frame_after": obs["frame"].to_numpy()[down],
             "t": obs["t_ref_ns"].to_numpy()[a],
+            "proto": obs["proto"].to_numpy()[a],
         }
     )
     keys = ["conn", "from_tap", "to_tap"] + [f"b_{k}" for k in _TUPLE] + [f"a_{k}" for k in _TUPLE]
@@ -124,7 +125,7 @@ def _tuple_text(table: pd.DataFrame, prefix: str, text: Callable[[int], str]) ->
 
 
 def _per_conn_table(table: pd.DataFrame, text: Callable[[int], str]) -> pd.DataFrame:
-    columns = ["conn", "from_tap", "to_tap", "kind", "before", "after", "capture_before"]
+    columns = ["conn", "from_tap", "to_tap", "kind", "proto", "before", "after", "capture_before"]
     columns += ["frame_before", "capture_after", "frame_after"]
     if table.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
@@ -182,7 +183,7 @@ def where(a: Tap, b: Tap) -> str:
     """Where a rewrite between taps ``a`` and ``b`` happened, in words."""
     if a.point == b.point:
         point = a.name.split(":", 1)[0] if ":" in a.name else a.name
-        return f"{point} ({a.iface or a.link} -> {b.iface or b.link})"
+        return f"at {point} ({a.iface or a.link} -> {b.iface or b.link})"
     return f"between {a.name} and {b.name}"
 
 

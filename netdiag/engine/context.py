@@ -123,13 +123,15 @@ class AnalysisContext:
 
     # --- what is there ---------------------------------------------------------------------
     def has(self, need: str) -> bool:
-        """Is the input ``need`` ("packets", "arp", "facts") present in this analysis?"""
+        """Is the input ``need`` ("packets", "arp", "facts", "points") present in this analysis?"""
         if need == "packets":
             return any(len(c.packets) > 0 for c in self.captures)
         if need == "arp":
             return any(len(self.arp(i)) > 0 for i in range(len(self.captures)))
         if need == "facts":
             return self.facts is not None and not self.facts.is_empty()
+        if need == "points":
+            return self.correlation is not None
         raise ValueError(f"unknown rule input {need!r}")
 
     def capture_indices(self) -> range:

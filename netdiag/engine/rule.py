@@ -28,6 +28,7 @@ INPUTS: dict[str, str] = {
     "packets": "no capture",
     "arp": "no capture with ARP",
     "facts": "no facts",
+    "points": "one capture point only (give several captures of the incident)",
 }
 
 #: the headings every rule docstring has, in this order, each followed by a line of dashes
