@@ -236,6 +236,9 @@ class ReplyBypassesNat(Rule):
             + "."
             + (f" {route_text}." if route_text else "")
         )
+        hop = self._hop(ctx, entry["tables"], rip)
+        if hop:
+            message += " " + hop
         if kinds == {"director"} and not route_text:
             message += f" ({rip} may also be down or filtering: a capture at the client or the facts tell.)"
         gw = dip or "the director's inside address"
@@ -261,6 +264,45 @@ class ReplyBypassesNat(Rule):
             ),
             remediation=remediation,
         )
+
+    @staticmethod
+    def _hop(ctx: AnalysisContext, tables: list, rip: str) -> str:
+        """With several capture points: the SYN's path and the hop where the SYN-ACK went missing."""
+        corr = ctx.correlation
+        if corr is None:
+            return ""
+        from netdiag.correlate.narrate import path_text
+
+        syn_path, synack, syn_taps = "", None, []
+        for index, table in tables:
+            frames = ctx.captures[index].packets["frame"].to_numpy()
+            for role, rows in table.sort_values(["ts_ns", "row"]).groupby("role", sort=False):
+                first = int(frames[int(rows["row"].iloc[0])])
+                if role in ("syn-to-vip", "syn-forwarded-to-rip") and not syn_path:
+                    syn_path = path_text(corr, index, first)
+                    syn_taps = [int(t) for t in corr.path(index, first)["tap"]]
+                if role == "syn-ack-from-rip" and synack is None:
+                    synack = (index, first)
+        parts = []
+        if syn_path:
+            parts.append(f"Across the capture points the SYN went {syn_path}")
+        if synack is not None:
+            missing = corr.missing
+            rows = missing[(missing["capture"] == synack[0]) & (missing["frame"] == synack[1])]
+            if not rows.empty:
+                where = corr.tap_name(int(rows["tap"].iloc[0]))
+                never = ", ".join(corr.tap_name(int(t)) for t in sorted(set(rows["missing_tap"])))
+                # the reply should have come back first where the SYN was last seen
+                gone = set(rows["missing_tap"].astype(int))
+                last = [t for t in syn_taps if t in gone]
+                first_missing = corr.tap_name(last[-1] if last else int(rows["missing_tap"].min()))
+                parts.append(
+                    f"the SYN-ACK from {rip} reached {where} without passing {never}: it went "
+                    f"missing on the hop from {rip} to {first_missing}, where the SYN had left"
+                )
+        elif syn_path:
+            parts.append(f"no SYN-ACK from {rip} was seen at any capture point")
+        return "; ".join(parts) + "." if parts else ""
 
     @staticmethod
     def _facts(ctx: AnalysisContext, rip: str, vip: str) -> tuple[list, str, str]:
