@@ -186,7 +186,7 @@ def build_instances(obs: pd.DataFrame, tolerance_ns: int) -> pd.DataFrame:
     new = np.ones(n, dtype=bool)
     if n > 1:
         new[1:] = (sig[1:] != sig[:-1]) | (t[1:] - t[:-1] > tolerance_ns)
-    _split_repeated_taps(new, tap)
+    _split_repeated_taps(new, tap, _tuple_key(obs))
     group = np.cumsum(new) - 1
     starts = np.flatnonzero(new)
     size = np.diff(np.r_[starts, n])
@@ -199,17 +199,30 @@ def build_instances(obs: pd.DataFrame, tolerance_ns: int) -> pd.DataFrame:
     return obs
 
 
-def _split_repeated_taps(new: np.ndarray, tap: np.ndarray) -> None:
-    """A packet is seen once per tap: where a tap repeats inside a run of one signature (an
-    identical packet sent again within the tolerance: ARP retries, IPv6 retransmissions), a new
-    packet starts. In place on the boundary flags ``new``."""
+def _tuple_key(obs: pd.DataFrame) -> np.ndarray:
+    """One integer per observation for its addresses and ports (equal tuples, equal keys)."""
+    key = obs["src"].to_numpy().astype(np.int64) * 1_000_003 + obs["dst"].to_numpy()
+    key = key * 65_537 + obs["sport"].to_numpy()
+    return key * 65_537 + obs["dport"].to_numpy()  # type: ignore[no-any-return]
+
+
+def _split_repeated_taps(new: np.ndarray, tap: np.ndarray, tuple_key: np.ndarray) -> None:
+    """A packet is seen once per tap and tuple: where a tap sees the same packet again inside a
+    run of one signature (an identical packet sent again within the tolerance: ARP retries, IPv6
+    retransmissions), a new packet starts. The same packet rewritten and sent back out of the
+    link it came in on (a load balancer's hairpin) has another tuple: it stays one packet.
+    In place on the boundary flags ``new``."""
     n = len(new)
     if n < 2:
         return
     segment = np.cumsum(new) - 1
-    # previous row of the same segment and tap (rows are in time order within a segment)
-    by = np.lexsort((np.arange(n), tap, segment))
-    same = (segment[by][1:] == segment[by][:-1]) & (tap[by][1:] == tap[by][:-1])
+    # previous row of the same segment, tap and tuple (rows are in time order in a segment)
+    by = np.lexsort((np.arange(n), tuple_key, tap, segment))
+    same = (
+        (segment[by][1:] == segment[by][:-1])
+        & (tap[by][1:] == tap[by][:-1])
+        & (tuple_key[by][1:] == tuple_key[by][:-1])
+    )
     prev = np.full(n, -1, dtype=np.int64)
     prev[by[1:][same]] = by[:-1][same]
     rows = np.flatnonzero(prev >= 0)

@@ -56,17 +56,42 @@ def translations(
 
     A reply's rewrite (R > C becoming V > C on its way back) is the same translation seen from
     the other side: it is turned into the originator's direction (C > V before, C > R after).
+    A rewrite seen inside one capture (a device's in and out interfaces, one clock) is preferred
+    to one inferred between two captures, whose order depends on the clock offset's accuracy.
     """
-    a, b = _steps(obs)
-    conn = obs["conn"].to_numpy()
-    keep = conn[a] >= 0
-    a, b = a[keep], b[keep]
     vals = {c: obs[c].to_numpy() for c in _TUPLE}
-    changed = np.zeros(len(a), dtype=bool)
-    for c in _TUPLE:
-        changed |= vals[c][a] != vals[c][b]
-    changed &= obs["proto"].to_numpy()[a] != -2  # ARP is never translated
-    a, b = a[changed], b[changed]
+    conn = obs["conn"].to_numpy()
+    capture = obs["capture"].to_numpy()
+    proto = obs["proto"].to_numpy()
+
+    def changed(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        keep = (conn[a] >= 0) & (proto[a] != -2)  # ARP is never translated
+        differs = np.zeros(len(a), dtype=bool)
+        for c in _TUPLE:
+            differs |= vals[c][a] != vals[c][b]
+        keep &= differs
+        return a[keep], b[keep]
+
+    # inside one capture: consecutive sightings of the packet at that point
+    inst = obs["instance"].to_numpy()
+    by_point = np.lexsort((obs["step"].to_numpy(), capture, inst))
+    same = (inst[by_point][1:] == inst[by_point][:-1]) & (inst[by_point][1:] >= 0)
+    same &= capture[by_point][1:] == capture[by_point][:-1]
+    pa, pb = by_point[:-1][same], by_point[1:][same]
+    # one tap seeing the packet twice (out, then back in rewritten) is a rewrite at that point
+    # only when nothing else saw it in between (a hairpin on the balancer's link); else the
+    # rewrite happened further on (a backend seeing its own SYN come back)
+    tap = obs["tap"].to_numpy()
+    step = obs["step"].to_numpy()
+    local = (tap[pa] != tap[pb]) | (step[pb] == step[pa] + 1)
+    local_a, local_b = changed(pa[local], pb[local])
+    # between captures: consecutive steps of the path, for packets with no local rewrite
+    a, b = _steps(obs)
+    cross = capture[a] != capture[b]
+    cross &= ~np.isin(inst[a], inst[local_a])
+    cross_a, cross_b = changed(a[cross], b[cross])
+    a = np.concatenate([local_a, cross_a])
+    b = np.concatenate([local_b, cross_b])
     reply = obs["cdir"].to_numpy()[a] == 1
     # in the originator's direction: before = upstream side; a reply's sides swap and reverse
     up = np.where(reply, b, a)

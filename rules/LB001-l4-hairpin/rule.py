@@ -50,6 +50,7 @@ References
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -72,10 +73,54 @@ class L4Hairpin(Rule):
     )
 
     def check(self, ctx: AnalysisContext) -> Iterable[Finding]:
+        # one finding per subject: captures at several points (backend, load balancer) of the
+        # same hairpinned attempts are merged, with the rewrite the correlation saw
+        by_subject: dict[str, list[dict[str, Any]]] = {}
         for index in ctx.capture_indices():
-            yield from self._check_capture(ctx, index)
+            for found in self._check_capture(ctx, index):
+                by_subject.setdefault(found["subject"], []).append(found)
+        for subject in sorted(by_subject):
+            parts = sorted(by_subject[subject], key=lambda f: -int(f["evidence_total"]))
+            main = dict(parts[0])
+            rewrite = self._rewrite_seen(ctx, main.pop("keys"))
+            for other in parts[1:]:
+                main["evidence"] = list(main["evidence"]) + list(other["evidence"])
+                main["evidence_total"] += other["evidence_total"]
+                main["captures"] = main["captures"] + other["captures"]
+            if rewrite:
+                main["message"] += " " + rewrite
+            yield self.finding(ctx, **main)
 
-    def _check_capture(self, ctx: AnalysisContext, index: int) -> Iterable[Finding]:
+    @staticmethod
+    def _rewrite_seen(ctx: AnalysisContext, keys: tuple[str, str, int]) -> str:
+        """The rewrite of the backend's SYN to itself, as another capture point saw it."""
+        corr = ctx.correlation
+        if corr is None or corr.translations.empty:
+            return ""
+        b, v, vport = keys
+        from netdiag.correlate.matching import endpoint_text
+
+        to_vip = f" > {endpoint_text(v, vport)}"
+        tr = corr.translations
+        mine = f"{endpoint_text(b, 1)[:-1]}"
+        hit = tr[
+            tr["before"].astype(str).str.startswith(mine)
+            & tr["before"].astype(str).str.endswith(to_vip)
+            & tr["after"].astype(str).str.contains(f" > {endpoint_text(b, 1)[:-1]}", regex=False)
+            & tr["kind"].astype(str).str.startswith("DNAT")
+        ]
+        if hit.empty:
+            return ""
+        row = hit.iloc[0]
+        from netdiag.correlate.paths import where
+
+        at = where(corr.taps[int(row["from_tap"])], corr.taps[int(row["to_tap"])])
+        return (
+            f"Across the capture points the rewrite itself is seen {at}: {row['before']} became "
+            f"{row['after']} (same ISN), {int(hit['conn'].nunique())} connection(s)."
+        )
+
+    def _check_capture(self, ctx: AnalysisContext, index: int) -> Iterable[dict[str, Any]]:
         packets = ctx.captures[index].packets
         if len(packets) == 0:
             return
@@ -111,7 +156,7 @@ class L4Hairpin(Rule):
         vip: int,
         vport: int,
         ip_texts: pd.Index,
-    ) -> Finding:
+    ) -> dict[str, Any]:
         b, v = str(ip_texts[src]), str(ip_texts[vip])
         keys = attempts[["sport", "seq", "bport"]]
         # frames of the hairpinned attempts, by role
@@ -230,19 +275,19 @@ class L4Hairpin(Rule):
         )
         if listener is not None:
             remediation += f"\nListener from the facts: {listener}."
-        return self.finding(
-            ctx,
-            subject=f"{b} -> {v}:{vport}",
-            message=message,
-            confidence=confidence,
-            evidence=evidence,
-            evidence_total=total,
-            wireshark_filter=filt,
-            facts_used=facts_used,
-            explanation=explanation,
-            remediation=remediation,
-            captures=[ctx.captures[index].path],
-        )
+        return {
+            "subject": f"{b} -> {v}:{vport}",
+            "message": message,
+            "confidence": confidence,
+            "evidence": evidence,
+            "evidence_total": total,
+            "wireshark_filter": filt,
+            "facts_used": facts_used,
+            "explanation": explanation,
+            "remediation": remediation,
+            "captures": [ctx.captures[index].path],
+            "keys": (b, v, int(vport)),
+        }
 
     @staticmethod
     def _facts(ctx: AnalysisContext, backend: str, vip: str, vport: int) -> tuple[list, str | None]:
