@@ -38,6 +38,8 @@ def correlate(points: Sequence[PointInput], address_text: Callable[[int], str]) 
     node = _flow_nodes(obs, node_base)
     conn_of_node = _connections(obs, node, flows, node_base)
     obs["conn"] = np.where(node >= 0, conn_of_node[np.maximum(node, 0)], -1)
+    obs["node"] = node
+    obs["flooded"] = _flooded(obs, address_text)
     obs["cdir"] = obs["flow_dir"].to_numpy()
     point_list = make_points(points, obs_parts, offsets, basis, matches, spread)
     spans = [(p.first_ts_ns - tolerance, p.last_ts_ns + tolerance) for p in point_list]
@@ -68,6 +70,26 @@ def correlate(points: Sequence[PointInput], address_text: Callable[[int], str]) 
         stats=stats,
         _address_text=address_text,
     )
+
+
+def _flooded(obs: pd.DataFrame, address_text: Callable[[int], str]) -> np.ndarray:
+    """Packets a switch floods or that every host sends alike: to a multicast or broadcast
+    address, and IPv6 neighbour discovery / MLD (ICMPv6 other than echo). Where they are seen
+    says nothing about a path."""
+    import ipaddress
+
+    dst = obs["dst"].to_numpy()
+    codes = np.unique(dst[dst >= 0])
+    group_like = np.zeros(int(codes.max()) + 1 if len(codes) else 1, dtype=bool)
+    for code in codes.tolist():
+        try:
+            address = ipaddress.ip_address(address_text(code))
+        except ValueError:
+            continue
+        group_like[code] = address.is_multicast or str(address).endswith(".255")
+    flooded = np.where(dst >= 0, group_like[np.maximum(dst, 0)], False)
+    neighbour = (obs["proto"].to_numpy() == 58) & (obs["sport"].to_numpy() < 0)
+    return flooded | neighbour  # type: ignore[no-any-return]
 
 
 def _observation_frame(

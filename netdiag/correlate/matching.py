@@ -200,10 +200,12 @@ def build_instances(obs: pd.DataFrame, tolerance_ns: int) -> pd.DataFrame:
 
 
 def _tuple_key(obs: pd.DataFrame) -> np.ndarray:
-    """One integer per observation for its addresses and ports (equal tuples, equal keys)."""
+    """One integer per observation for its addresses, ports and MACs (equal tuples, equal keys;
+    int64 arithmetic wraps, which only merges keys by accident, never splits equal ones)."""
     key = obs["src"].to_numpy().astype(np.int64) * 1_000_003 + obs["dst"].to_numpy()
     key = key * 65_537 + obs["sport"].to_numpy()
-    return key * 65_537 + obs["dport"].to_numpy()  # type: ignore[no-any-return]
+    key = key * 65_537 + obs["dport"].to_numpy()
+    return key * 1_000_003 + obs["eth_src"].to_numpy() * 7919 + obs["eth_dst"].to_numpy()  # type: ignore[no-any-return]
 
 
 def _split_repeated_taps(new: np.ndarray, tap: np.ndarray, tuple_key: np.ndarray) -> None:

@@ -31,6 +31,8 @@ OBSERVATION_DTYPES: dict[str, str] = {
     "proto": "int16",  # IP protocol; -2 for ARP
     "ttl": "int16",
     "tflags": "int16",
+    "eth_src": "int32",  # MAC codes: a packet forwarded by a MAC rewrite (LVS-DR) out of the
+    "eth_dst": "int32",  # port it came in on is still one packet, a resend is not
 }
 
 #: ICMP types that quote a packet (v4 unreachable, redirect, time exceeded, parameter problem;
@@ -130,6 +132,8 @@ def observation_chunk(chunk: PacketChunk) -> dict[str, np.ndarray]:
         "proto": np.where(is_arp, -2, chunk["ip_proto"][keep]),
         "ttl": chunk["ip_ttl"][keep],
         "tflags": chunk["tcp_flags"][keep],
+        "eth_src": chunk["eth_src"][keep],
+        "eth_dst": chunk["eth_dst"][keep],
     }
     return {k: np.ascontiguousarray(v, dtype=OBSERVATION_DTYPES[k]) for k, v in out.items()}
 
@@ -148,7 +152,7 @@ def observations_from_packets(packets: object) -> dict[str, np.ndarray]:
     assert isinstance(packets, pd.DataFrame)
     needed = set(_IP_FIELDS + _TRANSPORT_FIELDS + _QUOTE_FIELDS + _ARP_FIELDS)
     needed |= {"frame", "ts_ns", "sll_ifindex", "iface", "flow_id", "flow_dir", "ip_src", "ip_dst"}
-    needed |= {"sport", "dport", "ip_ttl", "payload_hash", "icmp_type"}
+    needed |= {"sport", "dport", "ip_ttl", "payload_hash", "icmp_type", "eth_src", "eth_dst"}
     chunk: dict[str, np.ndarray] = {}
     for name in needed:
         column = packets[name]

@@ -16,6 +16,8 @@ import pandas as pd
 from netdiag.correlate.model import Tap
 
 _TUPLE = ("src", "sport", "dst", "dport")
+#: packets of a flow direction below which its path is not judged (missing_twins)
+MIN_PACKETS_PER_WAY = 3
 
 
 def _steps(obs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -217,68 +219,95 @@ def missing_twins(
 ) -> pd.DataFrame:
     """Packets of a connection missing at a tap of the connection's path in their direction.
 
-    The path of a connection in the originator's direction is the tap order of its packet seen
-    at the most taps; the responder's expected path is that path reversed (replies come back the
-    way the requests went: a NAT must see them). A packet whose last tap on the path is followed
-    by taps that never saw it is "lost" after that tap; a packet seen further on but not at an
-    earlier tap of the path "bypassed" that tap. A tap counts only while its capture was running.
+    The path of a connection in one direction is the taps that saw most (at least half) of its
+    packets in that direction, in the order they saw them (median step). Each direction has its
+    own path: replies may take another way by design (LVS-DR, direct server return), and a
+    switch floods only some packets to every port. A packet whose last tap on the path is
+    followed by taps that never saw it is "lost" after that tap; a packet seen further on but
+    not at an earlier tap of the path "bypassed" that tap. A tap counts only while its capture
+    was running. Rules that expect replies to retrace the requests (NAT) check that themselves.
     """
     columns = ["capture", "frame", "tap", "conn", "direction", "missing_tap", "kind"]
     empty = pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
     conn = obs["conn"].to_numpy()
     group = obs["group"].to_numpy()
-    if not (conn >= 0).any():
+    cdir = obs["cdir"].to_numpy().astype(np.int64)
+    judged = (conn >= 0) & (cdir >= 0) & ~obs["flooded"].to_numpy()
+    member = np.flatnonzero(judged)
+    if len(member) == 0:
         return empty
-    # the originator-direction route of each connection: the tap sequence of its packet seen at
-    # the most taps (group sizes from the group ids, which are contiguous and sorted)
-    gsize = np.bincount(group)
-    orig_rows = np.flatnonzero((conn >= 0) & (obs["cdir"].to_numpy() == 0))
-    o_conn, o_group = conn[orig_rows], group[orig_rows]
-    o_size = gsize[o_group]
-    pick = np.lexsort((o_group, -o_size, o_conn))
-    first = np.r_[True, o_conn[pick][1:] != o_conn[pick][:-1]]
-    best = pd.DataFrame({"conn": o_conn[pick][first], "group": o_group[pick][first]})
-    best = best[gsize[best["group"].to_numpy()] >= 2]
-    if best.empty:
-        return empty
-    in_best = np.isin(group, best["group"].to_numpy())
-    route = obs.loc[in_best, ["conn", "tap", "step"]]
-    route = route.drop_duplicates(["conn", "tap"])
-    n_route = route.groupby("conn")["step"].transform("size")
-    # expected positions per direction: originator in order, responder reversed
-    fwd = route.assign(cdir=0, pos=route["step"])
-    back = route.assign(cdir=1, pos=(n_route - 1 - route["step"]).to_numpy())
-    expected = pd.concat([fwd, back], ignore_index=True)[["conn", "cdir", "tap", "pos"]]
-    # only packets seen at fewer taps of their route than it has can miss one: find them with
-    # one integer key per (connection, direction, tap) before any table is joined
     n_taps = max(len(taps), 1)
-    exp_key = (expected["conn"].to_numpy() * 2 + expected["cdir"].to_numpy()) * n_taps
-    exp_key += expected["tap"].to_numpy()
-    cdir = np.clip(obs["cdir"].to_numpy().astype(np.int64), 0, 1)
-    key = (conn * 2 + cdir) * n_taps + obs["tap"].to_numpy()
-    on_route = (conn >= 0) & np.isin(key, exp_key)
-    route_len = np.zeros(int(conn.max()) + 1, dtype=np.int64)
-    counts = expected.groupby("conn").size() // 2
-    route_len[counts.index.to_numpy()] = counts.to_numpy()
+    # a packet's way: the flow and direction it was first seen in (the client's SYNs to a VIP
+    # and its resets to the server's own address are two ways of one connection)
+    starts = np.flatnonzero(obs["step"].to_numpy() == 0)
+    node = obs["node"].to_numpy()
+    way_of_group = np.full(int(group.max()) + 1, -1, dtype=np.int64)
+    way_of_group[group[starts]] = np.where(
+        node[starts] >= 0, node[starts] * 2 + np.clip(cdir[starts], 0, 1), -1
+    )
+    way_all = np.where(judged, way_of_group[group], -1)
+    member = member[way_all[member] >= 0]
+    way = way_all[member]
+    sight = pd.DataFrame(
+        {
+            "way": way,
+            "tap": obs["tap"].to_numpy()[member],
+            "group": group[member],
+            "step": obs["step"].to_numpy()[member],
+        }
+    ).drop_duplicates(["group", "tap"])
+    packets_per_way = sight.groupby("way")["group"].nunique()
+    per_tap = sight.groupby(["way", "tap"]).agg(n=("group", "size"), at=("step", "median"))
+    per_tap = per_tap.reset_index()
+    # a path needs a few packets to be told from chance (a flooded first packet, one multicast)
+    enough = per_tap["way"].map(packets_per_way)
+    per_tap = per_tap[(per_tap["n"] * 2 >= enough) & (enough >= MIN_PACKETS_PER_WAY)]
+    route_len = per_tap.groupby("way")["tap"].transform("size")
+    per_tap = per_tap[route_len >= 2]
+    if per_tap.empty:
+        return empty
+    per_tap = per_tap.sort_values(["way", "at", "tap"])
+    per_tap["pos"] = per_tap.groupby("way").cumcount()
+    expected = pd.DataFrame(
+        {
+            "way": per_tap["way"].to_numpy(),
+            "tap": per_tap["tap"].to_numpy(),
+            "pos": per_tap["pos"].to_numpy(),
+        }
+    )
+    # only packets seen at fewer taps of their route than it has can miss one: find them with
+    # one integer key per (way, tap) before any table is joined
+    exp_way = expected["way"].to_numpy()
+    exp_key = exp_way * n_taps + expected["tap"].to_numpy()
+    key = way_all * n_taps + obs["tap"].to_numpy()
+    on_route = (way_all >= 0) & np.isin(key, exp_key)
+    gsize = np.bincount(group)
+    ways = np.unique(exp_way)
+    lengths = np.bincount(np.searchsorted(ways, exp_way), minlength=len(ways))
     seen_on_route = np.bincount(group[on_route], minlength=len(gsize))
-    group_conn = np.full(len(gsize), -1, dtype=np.int64)
-    group_conn[group] = conn
-    short = (group_conn >= 0) & (seen_on_route < route_len[np.maximum(group_conn, 0)])
-    short &= route_len[np.maximum(group_conn, 0)] >= 2
-    in_conn = obs[(conn >= 0) & short[group]]
+    group_way = way_of_group
+    at = np.searchsorted(ways, group_way)
+    has_route = (group_way >= 0) & (at < len(ways))
+    has_route[has_route] &= ways[at[has_route]] == group_way[has_route]
+    group_len = np.zeros(len(gsize), dtype=np.int64)
+    group_len[has_route] = lengths[at[has_route]]
+    short = has_route & (seen_on_route < group_len)
+    keep = (way_all >= 0) & short[group]
+    in_conn = obs[keep].assign(way=way_all[keep])
     if in_conn.empty:
         return empty
     # every packet (group) of those connections with the taps that saw it
-    seen = in_conn[["group", "conn", "cdir", "tap", "capture", "frame", "t_ref_ns"]]
-    seen = seen.merge(expected, on=["conn", "cdir", "tap"], how="left")
+    seen = in_conn[["group", "way", "conn", "cdir", "tap", "capture", "frame", "t_ref_ns"]]
+    seen = seen.merge(expected, on=["way", "tap"], how="left")
     seen["pos"] = seen["pos"].fillna(-1).astype(np.int64)
     per_group = seen.groupby("group").agg(
+        way=("way", "first"),
         conn=("conn", "first"),
         cdir=("cdir", "first"),
         last_pos=("pos", "max"),
         t=("t_ref_ns", "first"),
     )
-    candidates = per_group.reset_index().merge(expected, on=["conn", "cdir"])
+    candidates = per_group.reset_index().merge(expected, on="way")
     saw = seen[["group", "tap"]].drop_duplicates().assign(saw=True)
     candidates = candidates.merge(saw, on=["group", "tap"], how="left")
     candidates = candidates[candidates["saw"].isna()]

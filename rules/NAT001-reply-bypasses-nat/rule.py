@@ -287,18 +287,19 @@ class ReplyBypassesNat(Rule):
         if syn_path:
             parts.append(f"Across the capture points the SYN went {syn_path}")
         if synack is not None:
-            missing = corr.missing
-            rows = missing[(missing["capture"] == synack[0]) & (missing["frame"] == synack[1])]
-            if not rows.empty:
-                where = corr.tap_name(int(rows["tap"].iloc[0]))
-                never = ", ".join(corr.tap_name(int(t)) for t in sorted(set(rows["missing_tap"])))
+            # the taps the SYN-ACK passed, against the taps the SYN passed: a reply to a NAT
+            # must retrace the request
+            seen = corr.path(synack[0], synack[1])
+            reply_taps = [int(t) for t in seen["tap"]]
+            gone = [t for t in syn_taps if t not in reply_taps]
+            if gone and reply_taps:
+                where = ", ".join(corr.tap_name(t) for t in reply_taps)
+                never = ", ".join(corr.tap_name(t) for t in gone)
                 # the reply should have come back first where the SYN was last seen
-                gone = set(rows["missing_tap"].astype(int))
-                last = [t for t in syn_taps if t in gone]
-                first_missing = corr.tap_name(last[-1] if last else int(rows["missing_tap"].min()))
                 parts.append(
                     f"the SYN-ACK from {rip} reached {where} without passing {never}: it went "
-                    f"missing on the hop from {rip} to {first_missing}, where the SYN had left"
+                    f"missing on the hop from {rip} to {corr.tap_name(gone[-1])}, where the SYN "
+                    "had left"
                 )
         elif syn_path:
             parts.append(f"no SYN-ACK from {rip} was seen at any capture point")
