@@ -112,6 +112,12 @@ def pair_offset(first_a: pd.DataFrame, first_b: pd.DataFrame, a: int, b: int) ->
         basis = "one-way"
     residual = np.abs(diff - offset)
     spread = int(np.median(residual))
+    if offset != 0 and abs(offset) <= spread:
+        # not told apart from zero: one clock (namespaces of one host, or well-synced hosts);
+        # a few microseconds of estimation noise would only misorder hops of a LAN
+        offset = 0
+        basis += ", zero within spread"
+        residual = np.abs(diff)
     widest = int(np.quantile(residual, 0.999))
     return PairOffset(a, b, offset, basis, len(both), spread, widest)
 
@@ -188,7 +194,14 @@ def build_instances(obs: pd.DataFrame, tolerance_ns: int) -> pd.DataFrame:
         new[1:] = (sig[1:] != sig[:-1]) | (t[1:] - t[:-1] > tolerance_ns)
     _split_repeated_taps(new, tap, _tuple_key(obs))
     group = np.cumsum(new) - 1
-    starts = np.flatnonzero(new)
+    # inside a packet, a higher TTL was seen earlier on its way: routers only decrement it, while
+    # two clocks tied by an estimate may disagree by as much as a LAN hop takes
+    ttl = obs["ttl"].to_numpy().astype(np.int64)
+    within = np.lexsort((np.arange(n), -ttl, group))
+    if not np.array_equal(within, np.arange(n)):
+        obs = obs.iloc[within].reset_index(drop=True)
+        group = group[within]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if n else np.zeros(0, np.int64)
     size = np.diff(np.r_[starts, n])
     multi = size >= 2
     instance_of_group = np.full(len(starts), -1, dtype=np.int64)

@@ -33,6 +33,7 @@ OBSERVATION_DTYPES: dict[str, str] = {
     "tflags": "int16",
     "eth_src": "int32",  # MAC codes: a packet forwarded by a MAC rewrite (LVS-DR) out of the
     "eth_dst": "int32",  # port it came in on is still one packet, a resend is not
+    "pkttype": "int8",  # Linux cooked packet type (0 to us, 4 outgoing, ...), -1 otherwise
 }
 
 #: ICMP types that quote a packet (v4 unreachable, redirect, time exceeded, parameter problem;
@@ -134,6 +135,7 @@ def observation_chunk(chunk: PacketChunk) -> dict[str, np.ndarray]:
         "tflags": chunk["tcp_flags"][keep],
         "eth_src": chunk["eth_src"][keep],
         "eth_dst": chunk["eth_dst"][keep],
+        "pkttype": chunk["sll_pkttype"][keep],
     }
     return {k: np.ascontiguousarray(v, dtype=OBSERVATION_DTYPES[k]) for k, v in out.items()}
 
@@ -152,7 +154,16 @@ def observations_from_packets(packets: object) -> dict[str, np.ndarray]:
     assert isinstance(packets, pd.DataFrame)
     needed = set(_IP_FIELDS + _TRANSPORT_FIELDS + _QUOTE_FIELDS + _ARP_FIELDS)
     needed |= {"frame", "ts_ns", "sll_ifindex", "iface", "flow_id", "flow_dir", "ip_src", "ip_dst"}
-    needed |= {"sport", "dport", "ip_ttl", "payload_hash", "icmp_type", "eth_src", "eth_dst"}
+    needed |= {
+        "sport",
+        "dport",
+        "ip_ttl",
+        "payload_hash",
+        "icmp_type",
+        "eth_src",
+        "eth_dst",
+        "sll_pkttype",
+    }
     chunk: dict[str, np.ndarray] = {}
     for name in needed:
         column = packets[name]

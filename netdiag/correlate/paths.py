@@ -80,12 +80,12 @@ def translations(
     same = (inst[by_point][1:] == inst[by_point][:-1]) & (inst[by_point][1:] >= 0)
     same &= capture[by_point][1:] == capture[by_point][:-1]
     pa, pb = by_point[:-1][same], by_point[1:][same]
-    # one tap seeing the packet twice (out, then back in rewritten) is a rewrite at that point
-    # only when nothing else saw it in between (a hairpin on the balancer's link); else the
-    # rewrite happened further on (a backend seeing its own SYN come back)
+    # one tap seeing the packet twice is a rewrite at that point only when the point received
+    # it and sent it out rewritten (a balancer's hairpin on one link: in, then outgoing); a host
+    # that sent it and got it back rewritten (a backend's own SYN) saw a rewrite elsewhere
     tap = obs["tap"].to_numpy()
-    step = obs["step"].to_numpy()
-    local = (tap[pa] != tap[pb]) | (step[pb] == step[pa] + 1)
+    pkttype = obs["pkttype"].to_numpy()
+    local = (tap[pa] != tap[pb]) | ((pkttype[pa] != 4) & (pkttype[pa] >= 0) & (pkttype[pb] == 4))
     local_a, local_b = changed(pa[local], pb[local])
     # between captures: consecutive steps of the path, for packets with no local rewrite
     a, b = _steps(obs)

@@ -81,6 +81,11 @@ class AsymmetricReturnPath(Rule):
         if corr is None or corr.translations.empty:
             return
         per_conn = corr.translations.drop_duplicates("conn")
+        # a connection sent back to its own source (an L4 hairpin) is LB001's: its reply stays
+        # on the host, it has no return path
+        source = per_conn["before"].astype(str).str.split(" > ", n=1).str[0].map(_host)
+        target = per_conn["after"].astype(str).str.split(" > ", n=1).str[1].map(_host)
+        per_conn = per_conn[source != target]
         obs = corr.observations
         in_conn = obs[obs["conn"].isin(per_conn["conn"])]
         at = per_conn[["conn", "from_tap", "to_tap"]]
