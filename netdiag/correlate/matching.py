@@ -192,15 +192,17 @@ def build_instances(obs: pd.DataFrame, tolerance_ns: int) -> pd.DataFrame:
     new = np.ones(n, dtype=bool)
     if n > 1:
         new[1:] = (sig[1:] != sig[:-1]) | (t[1:] - t[:-1] > tolerance_ns)
-    _split_repeated_taps(new, tap, _tuple_key(obs))
-    group = np.cumsum(new) - 1
+    segment = np.cumsum(new) - 1
+    copy = _copy_index(segment, tap, _tuple_key(obs))
     # inside a packet, a higher TTL was seen earlier on its way: routers only decrement it, while
     # two clocks tied by an estimate may disagree by as much as a LAN hop takes
     ttl = obs["ttl"].to_numpy().astype(np.int64)
-    within = np.lexsort((np.arange(n), -ttl, group))
+    within = np.lexsort((np.arange(n), -ttl, copy, segment))
     if not np.array_equal(within, np.arange(n)):
         obs = obs.iloc[within].reset_index(drop=True)
-        group = group[within]
+        segment, copy = segment[within], copy[within]
+    change = np.r_[True, (segment[1:] != segment[:-1]) | (copy[1:] != copy[:-1])] if n else new
+    group = np.cumsum(change) - 1
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if n else np.zeros(0, np.int64)
     size = np.diff(np.r_[starts, n])
     multi = size >= 2
@@ -221,16 +223,21 @@ def _tuple_key(obs: pd.DataFrame) -> np.ndarray:
     return key * 1_000_003 + obs["eth_src"].to_numpy() * 7919 + obs["eth_dst"].to_numpy()  # type: ignore[no-any-return]
 
 
-def _split_repeated_taps(new: np.ndarray, tap: np.ndarray, tuple_key: np.ndarray) -> None:
-    """A packet is seen once per tap and tuple: where a tap sees the same packet again inside a
-    run of one signature (an identical packet sent again within the tolerance: ARP retries, IPv6
-    retransmissions), a new packet starts. The same packet rewritten and sent back out of the
-    link it came in on (a load balancer's hairpin) has another tuple: it stays one packet.
-    In place on the boundary flags ``new``."""
-    n = len(new)
+def _copy_index(segment: np.ndarray, tap: np.ndarray, tuple_key: np.ndarray) -> np.ndarray:
+    """Which copy of an identical packet each observation is, inside its run of one signature
+    (0 for nearly all: a packet is seen once per tap and tuple).
+
+    An identical packet sent again within the tolerance (ARP retries, IPv6 retransmissions)
+    repeats a tap. When every tap of the run saw the same number of copies, the k-th copy at one
+    tap is the k-th at the others (first in, first out: copies closer together than the hop
+    interleave in time). Otherwise some copies were lost between taps, and a copy is cut where
+    a tap repeats, in time order. The same packet rewritten and sent back out of the link it
+    came in on (a load balancer's hairpin) has another tuple: it is not a copy.
+    """
+    n = len(segment)
+    copy = np.zeros(n, dtype=np.int64)
     if n < 2:
-        return
-    segment = np.cumsum(new) - 1
+        return copy
     # previous row of the same segment, tap and tuple (rows are in time order in a segment)
     by = np.lexsort((np.arange(n), tuple_key, tap, segment))
     same = (
@@ -242,18 +249,28 @@ def _split_repeated_taps(new: np.ndarray, tap: np.ndarray, tuple_key: np.ndarray
     prev[by[1:][same]] = by[:-1][same]
     rows = np.flatnonzero(prev >= 0)
     if len(rows) == 0:
-        return
-    # sequential only over the few segments with a repeat: a row whose previous sighting at its
-    # tap lies in the current packet starts the next packet
-    seg_start = np.flatnonzero(new)
+        return copy
+    # sequential only over the few runs with a repeat
+    seg_start = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
     for seg in np.unique(segment[rows]).tolist():
         lo = int(seg_start[seg])
         hi = int(seg_start[seg + 1]) if seg + 1 < len(seg_start) else n
-        start = lo
+        keys = list(zip(tap[lo:hi].tolist(), tuple_key[lo:hi].tolist(), strict=True))
+        counts: dict[tuple[int, int], int] = {}
+        rank = []
+        for key in keys:
+            rank.append(counts.get(key, 0))
+            counts[key] = counts.get(key, 0) + 1
+        if len(set(counts.values())) == 1:
+            copy[lo:hi] = rank
+            continue
+        current, start = 0, lo
         for i in range(lo + 1, hi):
             if prev[i] >= start:
-                new[i] = True
+                current += 1
                 start = i
+            copy[i] = current
+    return copy
 
 
 # --- 3. connections -------------------------------------------------------------------------------

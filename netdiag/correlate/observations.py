@@ -88,13 +88,15 @@ def signatures(chunk: PacketChunk) -> np.ndarray:
         for name in _QUOTE_FIELDS:
             h = _mix(h, chunk[name])
         # packets with nothing random in them (IPv6 neighbour discovery and MLD, IPv4 with IP id
-        # 0 and no TCP sequence) would be "the same packet" from every host that sends them: they
+        # 0, no TCP sequence and no UDP payload) would be "the same packet" from every host that sends them: they
         # keep their addresses in the signature and match only where they are not translated
         echo = ((proto == 1) & np.isin(itype, (0, 8))) | (
             (proto == 58) & np.isin(itype, (128, 129))
         )
         plain = (proto != 6) & ~echo & ((chunk["ip_version"] == 6) | (chunk["ip_id"] <= 0))
         plain &= chunk["esp_spi"] < 0
+        # a UDP payload (DNS id and name, NTP times, QUIC connection ids) is random enough
+        plain &= ~((proto == 17) & (chunk["udp_len"] > 8) & (chunk["payload_hash"] != -1))
         h = np.where(plain, _mix(_mix(h, chunk["ip_src"]), chunk["ip_dst"]), h)
         arp = np.full(n, 0x617270, dtype=np.uint64)
         for name in _ARP_FIELDS:
