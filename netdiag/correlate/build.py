@@ -53,6 +53,8 @@ def correlate(points: Sequence[PointInput], address_text: Callable[[int], str]) 
         "connections": int(connections["conn"].nunique()) if len(connections) else 0,
         "translated_connections": int(per_conn["conn"].nunique()) if len(per_conn) else 0,
     }
+    quotes = _quotes(points, offsets, tolerance)
+    stats["icmp_errors_linked"] = int(quotes[["capture", "frame"]].drop_duplicates().shape[0])
     return Correlation(
         points=point_list,
         taps=taps,
@@ -62,14 +64,72 @@ def correlate(points: Sequence[PointInput], address_text: Callable[[int], str]) 
         mappings=mappings,
         hops=hop_delays(obs),
         missing=missing_twins(obs, taps, spans),
-        quotes=pd.DataFrame(
-            {c: pd.Series(dtype="int64") for c in ("capture", "frame", "quoted_capture")}
-            | {"quoted_frame": pd.Series(dtype="int64")}
-        ),
+        quotes=quotes,
         tolerance_ns=tolerance,
         stats=stats,
         _address_text=address_text,
     )
+
+
+#: how long before an ICMP error the packet it quotes may have been seen (routers answer at once;
+#: the time covers clock offsets and slow paths)
+QUOTE_WINDOW_NS = 2_000_000_000
+
+
+def _quotes(points: Sequence[PointInput], offsets: Sequence[int], tolerance: int) -> pd.DataFrame:
+    """ICMP errors linked to the packet they quote as another point saw it: the quoted IP id,
+    protocol and TCP sequence number (a NAT rewrites the quoted addresses and ports, never
+    these), the latest such packet before the error."""
+    columns = ["capture", "frame", "quoted_capture", "quoted_frame"]
+    errors, sent = [], []
+    for capture, point in enumerate(points):
+        packets = point.packets
+        if packets is None or len(packets) == 0 or "icmp_inner_id" not in packets.columns:
+            continue
+        t_ref = packets["ts_ns"].to_numpy() - np.int64(offsets[capture])
+        proto = packets["ip_proto"].to_numpy()
+        itype = packets["icmp_type"].to_numpy()
+        is_error = ((proto == 1) & np.isin(itype, (3, 5, 11, 12))) | (
+            (proto == 58) & np.isin(itype, (1, 2, 3, 4))
+        )
+        is_error &= packets["icmp_inner_id"].to_numpy() >= 0
+        at = np.flatnonzero(is_error)
+        errors.append(
+            pd.DataFrame(
+                {
+                    "capture": capture,
+                    "frame": packets["frame"].to_numpy()[at],
+                    "t": t_ref[at],
+                    "proto": packets["icmp_inner_proto"].to_numpy()[at].astype(np.int64),
+                    "ip_id": packets["icmp_inner_id"].to_numpy()[at].astype(np.int64),
+                    "seq": packets["icmp_inner_seq"].to_numpy()[at].astype(np.int64),
+                }
+            )
+        )
+        quotable = np.flatnonzero(~is_error & (packets["ip_id"].to_numpy() >= 0))
+        sent.append(
+            pd.DataFrame(
+                {
+                    "quoted_capture": capture,
+                    "quoted_frame": packets["frame"].to_numpy()[quotable],
+                    "t_q": t_ref[quotable],
+                    "proto": proto[quotable].astype(np.int64),
+                    "ip_id": packets["ip_id"].to_numpy()[quotable].astype(np.int64),
+                    "seq": packets["tcp_seq"].to_numpy()[quotable].astype(np.int64),
+                }
+            )
+        )
+    if not errors or not sent:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
+    linked = pd.concat(errors).merge(pd.concat(sent), on=["proto", "ip_id", "seq"])
+    linked = linked[
+        (linked["capture"] != linked["quoted_capture"])
+        & (linked["t_q"] <= linked["t"] + tolerance)
+        & (linked["t_q"] >= linked["t"] - QUOTE_WINDOW_NS)
+    ]
+    linked = linked.sort_values(["capture", "frame", "quoted_capture", "t_q"])
+    linked = linked.drop_duplicates(["capture", "frame", "quoted_capture"], keep="last")
+    return linked[columns].reset_index(drop=True)
 
 
 def _flooded(obs: pd.DataFrame, address_text: Callable[[int], str]) -> np.ndarray:

@@ -49,6 +49,7 @@ class PointInput:
     observations: dict[str, np.ndarray]
     flows: pd.DataFrame
     iface_name: Callable[[int], str]  # link id -> interface name ("" when unknown)
+    packets: pd.DataFrame | None = None  # the kept packets (ICMP errors and what they quote)
 
 
 # --- 1. clock offsets -----------------------------------------------------------------------------

@@ -97,7 +97,9 @@ class AnalysisContext:
                 name += "'"
             names.add(name)
             inputs.append(
-                PointInput(cap.path, name, named_by, obs, cap.flows, self._iface_namer(index))
+                PointInput(
+                    cap.path, name, named_by, obs, cap.flows, self._iface_namer(index), cap.packets
+                )
             )
         book = self.captures[0].book
         texts = book.ip_texts
