@@ -467,3 +467,308 @@ META: dict[str, dict[str, dict[str, Any]]] = {
     "lvs-dr-arp": DR,
     "nat-gateway": NAT,
 }
+
+
+# ---- multi-point variants (issue 8): the same incident captured at several places at once -------
+# Each adds "points": the vantage point name of every capture, the translations the lab configured
+# and how a_samples.py traces connections across the points (see samples/README.md, "points").
+
+PF_ADDR = {
+    "public": "203.0.113.10",
+    "client": "203.0.113.50",
+    "server": "10.0.2.20",
+    "web2": "10.0.2.21",
+    "gateways": {"gwa": ["203.0.113.10", "10.0.2.1"], "gwb": ["203.0.113.11", "10.0.2.2"]},
+    "gateway_macs": {"gwa_lan": "02:00:0a:00:02:01", "gwb_lan": "02:00:0a:00:02:02"},
+}
+PF_HOSTS = ["gwa", "gwb", "server", "client", "web2"]
+PF_HOW = """Seven namespaces: a client network 203.0.113.0/24 (a Linux bridge in namespace swc) with
+the client 203.0.113.50 and two routers, gwa (203.0.113.10) and gwb (203.0.113.11); a server LAN
+10.0.2.0/24 (bridge in namespace swl) with gwa (10.0.2.1), gwb (10.0.2.2), server 10.0.2.20 and
+web2 10.0.2.21, both running a small HTTP server on :80 (gwb serves its own page too). gwa port-forwards 203.0.113.10:8080 to
+10.0.2.20:80 and 203.0.113.10:8081 to 10.0.2.21:80 (nftables DNAT, client address kept); gwb is a
+plain router (ip_forward=1, no firewall, no NAT). web2 routes via gwa; the client's default route
+is gwb. The client fetches http://203.0.113.10:8080/ and :8081 three times each, alternating
+(curl --connect-timeout 2.5 -m 4). Background: pings client -> gwa and gwb, server -> gwa and gwb,
+two UDP echoes client -> gwa:7, one HTTP fetch of gwb's own page, IPv6 link-local chatter. Four
+captures run at the same time on the same kernel clock: tcpdump -i eth0 on the client (Ethernet,
+nanosecond), tcpdump -i any on gwa (Linux cooked v2), dumpcap -i eth0 -i eth1 on gwb (one pcapng,
+two Ethernet interfaces) and tcpdump -i eth0 on the server (Ethernet); drop counts checked to be 0.
+The capture commands as run are at the end of each capturing host's facts transcript."""
+PF_EMULATED = """Nothing product-specific: gwa is a Linux router whose port forward is an nftables
+DNAT rule (`ip daddr 203.0.113.10 tcp dport 8080 dnat to 10.0.2.20:80`, and :8081 to 10.0.2.21:80),
+which is how such edge routers are built; gwb is a plain Linux router. The two segments are Linux
+bridges in their own namespaces."""
+PF_VANTAGE = [
+    ("client", "client-eth0.pcap", "the client's link to the client network"),
+    (
+        "gwa",
+        "gwa-any.pcap",
+        "both interfaces of the translating router: eth0 client side, eth1 LAN",
+    ),
+    ("gwb", "gwb.pcapng", "both interfaces of the other router: eth0 client side, eth1 LAN"),
+    ("server", "server-eth0.pcap", "the server's LAN link"),
+]
+PF_TRANSLATIONS = [
+    {
+        "at": "gwa",
+        "kind": "DNAT",
+        "proto": "tcp",
+        "from": "203.0.113.10:8080",
+        "to": "10.0.2.20:80",
+    },
+    {
+        "at": "gwa",
+        "kind": "DNAT",
+        "proto": "tcp",
+        "from": "203.0.113.10:8081",
+        "to": "10.0.2.21:80",
+    },
+]
+PF_TRACE = {"clients": ["203.0.113.50"], "services": ["203.0.113.10:8080", "203.0.113.10:8081"]}
+PF_SIDE = {"vip": "203.0.113.10", "client": "203.0.113.50"}
+
+
+def _pf_captures(healthy: bool) -> list[dict[str, Any]]:
+    client_detector: Any = {"name": "nat_bypass_client", **PF_SIDE}
+    if healthy:
+        client_detector = [client_detector, {"name": "syn_unanswered", **PF_SIDE}]
+    caps: list[dict[str, Any]] = [
+        {
+            "file": "client-eth0.pcap",
+            "host": "client",
+            "interface": "eth0",
+            "detector": client_detector,
+            "require": ["syn-to-vip", "syn-ack-from-rip", "rst-from-client"],
+        },
+        {
+            "file": "gwa-any.pcap",
+            "host": "gwa",
+            "interface": "any",
+            "detector": {"name": "nat_bypass_director", **PF_SIDE, "rip": "10.0.2.20"},
+            "require": ["syn-to-vip", "syn-forwarded-to-rip"],
+        },
+        {
+            "file": "gwb.pcapng",
+            "host": "gwb",
+            "interface": "eth0,eth1",
+            "detector": {"name": "reply_without_request", "server": "10.0.2.20", **PF_SIDE},
+            "require": ["syn-ack-without-syn", "rst-forwarded"],
+        },
+        {
+            "file": "server-eth0.pcap",
+            "host": "server",
+            "interface": "eth0",
+            "detector": {
+                "name": "reply_via_other_gateway",
+                "client": "203.0.113.50",
+                "translator_mac": "02:00:0a:00:02:01",
+            },
+            "require": ["syn-via-translator", "syn-ack-to-other-gateway"],
+        },
+    ]
+    if healthy:
+        for cap in caps:
+            cap.pop("require")
+    return caps
+
+
+NAT["faulty-asymmetric-return"] = {
+    "pattern": "nat-asymmetric-return",
+    "rules": ["NAT004", "NAT001"],
+    "description": """A port forward whose replies take another way back. gwa translates
+    203.0.113.10:8080 to the server 10.0.2.20:80, but the server's default route is the other
+    router gwb. Each SYN from the client arrives at gwa for 203.0.113.10:8080 and leaves gwa's LAN
+    side as 203.0.113.50:p > 10.0.2.20:80 with the same ISN; the server answers with a SYN-ACK to
+    gwb's MAC; gwb, a plain router without connection tracking rules, forwards it untranslated (source
+    10.0.2.20:80) to the client network; the client, whose socket waits for 203.0.113.10:8080,
+    answers with RST (via its default route gwb, which forwards it to the server, where it resets
+    the half-open connection), and every SYN retransmission repeats the sequence until curl gives up.
+    gwa never sees a SYN-ACK for these connections: the reply went missing at gwa, the translating
+    point, and appeared at gwb. Connections to :8081 (web2, default route gwa) work, through the same
+    gwa. NAT004 names the hop; the client capture also carries NAT001's signature (a SYN-ACK from the
+    private address acknowledging the ISN+1 of a SYN sent to the public address, then RST), so NAT001
+    fires too.""",
+    "emulated": PF_EMULATED,
+    "real": """All packets are real kernel traffic: the DNAT and its conntrack entry on gwa (which
+    rewrites each retransmitted SYN again), the server's routing of its reply to gwb, gwb forwarding a
+    SYN-ACK it never saw the SYN of (without nftables rules it has no conntrack state to check; measured
+    here: with a forward rule `ct state invalid drop` on gwb the SYN-ACK is dropped there, silently,
+    and the client sees only its SYN retransmissions), the client's RST, the server's reset of its half-open connection, the
+    retransmissions.""",
+    "crafted": "nothing.",
+    "addresses": PF_ADDR,
+    "hosts": PF_HOSTS,
+    "how": PF_HOW,
+    "captures": _pf_captures(healthy=False),
+    "points": {
+        "vantage": PF_VANTAGE,
+        "translations": PF_TRANSLATIONS,
+        "trace": PF_TRACE,
+        "missing": [
+            {
+                "what": "SYN-ACK",
+                "of": "203.0.113.10:8080",
+                "translated_at": "gwa",
+                "never_at": "gwa",
+                "reply_via": "gwb",
+            }
+        ],
+    },
+}
+NAT["healthy-port-forward"] = {
+    "pattern": "healthy",
+    "rules": [],
+    "description": """The same two routers and the same traffic with the server's default route via
+    gwa, the translating router: every SYN-ACK from 10.0.2.20:80 and 10.0.2.21:80 comes back through
+    gwa, which rewrites its source to 203.0.113.10:8080 / :8081 (conntrack), and all six requests
+    succeed. gwb carries only its own traffic.""",
+    "emulated": PF_EMULATED,
+    "real": "All packets are real kernel traffic (DNAT and its reverse by nftables conntrack).",
+    "crafted": "nothing.",
+    "addresses": PF_ADDR,
+    "hosts": PF_HOSTS,
+    "how": PF_HOW,
+    "captures": _pf_captures(healthy=True),
+    "points": {
+        "vantage": PF_VANTAGE,
+        "translations": PF_TRANSLATIONS,
+        "trace": PF_TRACE,
+        "missing": [],
+    },
+}
+
+HAIRPIN["faulty-l4-two-points"] = {
+    "pattern": "l4-hairpin-reset",
+    "rules": ["LB001"],
+    "description": """faulty-l4 seen from two points at once: backend1 (10.10.1.11, -i any) and the
+    load balancer lb (-i any). For every connection the L4 listener schedules to backend1 itself,
+    lb's capture shows the SYN 10.10.1.11:p > 10.10.0.100:80 arriving on eth1 and the same SYN (same
+    ISN and port) leaving eth1 as 10.10.1.11:p > 10.10.1.11:80: the rewrite to the backend itself.
+    backend1's capture shows that SYN coming back, the SYN-ACK over lo and the RST; neither ever
+    reaches lb (the reply went missing at the translating point). Connections scheduled to backend2
+    pass lb both ways, with the VIP restored on the SYN-ACK.""",
+    "emulated": HAIRPIN_L4_EMULATED,
+    "real": """Every packet in both captures was sent and received by the Linux kernel: the DNAT
+    hairpin on lb (captured there before and after the rewrite), backend1's acceptance of its own
+    source address (accept_local=1, as in faulty-l4), the SYN-ACK over lo and the RST.""",
+    "crafted": "nothing; the listener YAML in facts/ is written, not captured.",
+    "addresses": HAIRPIN_ADDR,
+    "hosts": HAIRPIN_HOSTS,
+    "how": HAIRPIN_HOW
+    + """ A second tcpdump -i any runs on lb during the same traffic (Linux cooked v2, drop count
+    checked); the capture commands as run are at the end of backend1's and lb's facts.""",
+    "captures": [
+        {
+            "file": "backend1-any.pcap",
+            "host": "backend1",
+            "interface": "any",
+            "detector": {"name": "hairpin", "vip": "10.10.0.100"},
+            "require": ["syn-to-vip", "hairpin-syn", "syn-ack-over-lo", "rst"],
+        },
+        {
+            "file": "lb-any.pcap",
+            "host": "lb",
+            "interface": "any",
+            "detector": {"name": "hairpin_at_lb", "vip": "10.10.0.100"},
+            "require": ["syn-to-vip", "syn-rewritten-to-client"],
+            "forbid": ["syn-ack-over-lo"],
+        },
+    ],
+    "points": {
+        "vantage": [
+            ("backend1", "backend1-any.pcap", "all of backend1's interfaces, lo included"),
+            ("lb", "lb-any.pcap", "all of the load balancer's interfaces (client side, backends)"),
+        ],
+        "translations": [
+            {"at": "lb", "kind": "DNAT", "proto": "tcp", "from": "10.10.0.100:80", "to": to}
+            for to in ("10.10.1.11:80", "10.10.2.12:80")
+        ],
+        "trace": {"clients": ["10.10.1.11", "10.20.0.5"], "services": ["10.10.0.100:80"]},
+        "missing": [
+            {
+                "what": "SYN-ACK",
+                "of": "10.10.0.100:80",
+                "translated_at": "lb",
+                "never_at": "lb",
+                "reply_via": "backend1 lo",
+            }
+        ],
+    },
+}
+
+DR["faulty-arp-ignore-rs"] = {
+    "pattern": "lvs-dr-arp-leak",
+    "rules": ["ARP001"],
+    "description": """faulty-arp-ignore with a third vantage point, rs1 itself (tcpdump -i eth0),
+    beside the mirror of the four switch ports and the router's eth1. After rs1's reboot
+    (arp_ignore=0, arp_announce=0) rs1 resolves the router with the VIP as ARP sender address, the
+    router learns 10.30.0.100 -> rs1's MAC and sends the client's frames straight to rs1. Before the
+    last two requests the router's neighbour entry for the VIP expires (the lab deletes it) and the
+    router asks who-has 10.30.0.100 by broadcast: the director and rs1 both answer. rs1's ARP reply
+    (10.30.0.100 is-at 02:00:0a:1e:00:0b) is one frame seen at three points: leaving rs1 (rs1-eth0),
+    on the mirror at rs1's and the router's switch ports, and arriving at the router.""",
+    "emulated": DR_EMULATED,
+    "real": """All ARP behaviour is the real kernel's: rs1's ARP reply for an address held on lo
+    (arp_ignore=0), its choice of the VIP as sender address (arp_announce=0), the router's
+    neighbour-table update, the broadcast re-resolution after the entry is gone; all TCP is real
+    sockets.""",
+    "crafted": """nothing is crafted; lab shortcuts: `ip neigh flush` on rs1 and the sysctl reset
+    stand in for its reboot, `ip neigh del 10.30.0.100 dev eth1` on the router stands in for the
+    expiry of its entry.""",
+    "addresses": DR_ADDR,
+    "hosts": DR_HOSTS,
+    "how": DR_HOW
+    + """ A third capture runs on rs1 (tcpdump -i eth0, Ethernet, drop count checked); before
+    requests 13 and 14 the router's neighbour entry for the VIP is deleted. The capture commands as
+    run are at the end of the sw, router and rs1 facts.""",
+    "captures": [
+        {
+            "file": "segment.pcapng",
+            "host": "sw",
+            "interface": "p-router,p-director,p-rs1,p-rs2",
+            "detector": DR_DETECTOR,
+            "require": ["frame-to-vip-bypassing-director", "arp-reply-with-vip-from-rs"],
+        },
+        {
+            "file": "router-eth1.pcap",
+            "host": "router",
+            "interface": "eth1",
+            "detector": DR_DETECTOR,
+            "require": ["frame-to-vip-bypassing-director", "arp-reply-with-vip-from-rs"],
+        },
+        {
+            "file": "rs1-eth0.pcap",
+            "host": "rs1",
+            "interface": "eth0",
+            "detector": DR_DETECTOR,
+            "require": [
+                "arp-request-with-vip-from-rs",
+                "arp-reply-with-vip-from-rs",
+                "frame-to-vip-bypassing-director",
+            ],
+        },
+    ],
+    "points": {
+        "vantage": [
+            (
+                "mirror",
+                "segment.pcapng",
+                "a mirror of the four switch ports (router, director, rs1, rs2)",
+            ),
+            ("router", "router-eth1.pcap", "the router's interface on the segment"),
+            ("rs1", "rs1-eth0.pcap", "the real server that leaks ARP"),
+        ],
+        "translations": [
+            {
+                "at": "director",
+                "kind": "DR-MAC",
+                "proto": "tcp",
+                "from": "10.30.0.100:80 to 02:00:0a:1e:00:02",
+                "to": "10.30.0.100:80 to 02:00:0a:1e:00:0b or 02:00:0a:1e:00:0c",
+            }
+        ],
+        "arp": {"vip": "10.30.0.100", "director_mac": "02:00:0a:1e:00:02"},
+        "missing": [],
+    },
+}

@@ -431,6 +431,90 @@ def syn_to_private(packets: list[Packet], inside_net: str) -> Decisive:
     ]
 
 
+# ---- multi-point variants (issue 8) ----------------------------------------------------------------
+def hairpin_at_lb(packets: list[Packet], vip: str) -> Decisive:
+    """At the load balancer: the hairpin detector's pairs, where the second SYN is the rewrite
+    (B:p > VIP in, B:p > B:80 out with the same ISN) and nothing of the reply is ever seen."""
+    found = hairpin(packets, vip)
+    for e in found:
+        if e["role"] == "hairpin-syn":
+            e["role"] = "syn-rewritten-to-client"
+    return found
+
+
+def reply_without_request(packets: list[Packet], server: str, vip: str, client: str) -> Decisive:
+    """At a router that did not translate: SYN-ACKs from the server's own (untranslated) address
+    to the client whose SYN this point never saw (the SYN went to VIP through another point),
+    and the client's RSTs for them passing back."""
+    found: Decisive = []
+    syns = {
+        (p["tcp.srcport"], p["tcp.seq_raw"])
+        for p in packets
+        if p["tcp.srcport"] and is_syn(p) and p["ip.src"] == client
+    }
+    replied_ports: set[int] = set()
+    for p in packets:
+        if p["tcp.srcport"] is None:
+            continue
+        if is_synack(p) and p["ip.src"] == server and p["ip.dst"] == client:
+            if (p["tcp.dstport"], p["tcp.ack_raw"] - 1) in syns:
+                continue
+            found.append(entry(p, "syn-ack-without-syn"))
+            replied_ports.add(p["tcp.dstport"])
+        elif (
+            p["tcp.flags.reset"]
+            and p["ip.src"] == client
+            and p["ip.dst"] == server
+            and p["tcp.srcport"] in replied_ports
+        ):
+            found.append(entry(p, "rst-forwarded"))
+    return found
+
+
+def reply_via_other_gateway(packets: list[Packet], client: str, translator_mac: str) -> Decisive:
+    """At the server (Ethernet): a SYN from the client delivered by the translating router's MAC
+    and the SYN-ACK to it sent to another router's MAC (the server's route back), plus the
+    client's RST arriving through that other router."""
+    found: Decisive = []
+    for p in packets:
+        if not (p["tcp.srcport"] and is_syn(p) and p["ip.src"] == client):
+            continue
+        if p["eth.src"] != translator_mac:
+            continue
+        replies = [
+            q
+            for q in packets
+            if is_synack(q)
+            and q["ip.dst"] == client
+            and q["tcp.dstport"] == p["tcp.srcport"]
+            and q["tcp.ack_raw"] == p["tcp.seq_raw"] + 1
+            and q["frame.time_epoch"] >= p["frame.time_epoch"]
+            and q["eth.dst"] != translator_mac
+        ]
+        if not replies:
+            continue
+        reply = min(replies, key=lambda q: q["frame.time_epoch"])
+        found.append(entry(p, "syn-via-translator", f"{tcp_note(p)} from {p['eth.src']}"))
+        found.append(
+            entry(reply, "syn-ack-to-other-gateway", f"{tcp_note(reply)} to {reply['eth.dst']}")
+        )
+        rst = next(
+            (
+                q
+                for q in packets
+                if q["frame.number"] > reply["frame.number"]
+                and q["tcp.flags.reset"]
+                and q["ip.src"] == client
+                and q["tcp.srcport"] == p["tcp.srcport"]
+                and q["eth.src"] != translator_mac
+            ),
+            None,
+        )
+        if rst is not None and rst["frame.number"] not in {e["frame"] for e in found}:
+            found.append(entry(rst, "rst-from-client", f"{tcp_note(rst)} from {rst['eth.src']}"))
+    return sorted(found, key=lambda e: e["frame"])
+
+
 DETECTORS: dict[str, Callable[..., Decisive]] = {
     "hairpin": hairpin,
     "dr_arp": dr_arp,
@@ -441,6 +525,9 @@ DETECTORS: dict[str, Callable[..., Decisive]] = {
     "nat_missing_snat": nat_missing_snat,
     "icmp_unreachable": icmp_unreachable,
     "syn_to_private": syn_to_private,
+    "hairpin_at_lb": hairpin_at_lb,
+    "reply_without_request": reply_without_request,
+    "reply_via_other_gateway": reply_via_other_gateway,
 }
 
 
@@ -454,9 +541,219 @@ def run_detector(path: Path, detector: dict[str, Any] | list[dict[str, Any]]) ->
     return sorted(found, key=lambda e: e["frame"])
 
 
+# ---- capture points: the same connection or frame across several captures (issue 8) ----------
+def _endpoint(addr: str | None, port: int | None) -> str:
+    return f"{addr}:{port}"
+
+
+def trace_connections(
+    points: dict[str, list[Packet]],
+    clients: list[str],
+    services: list[str],
+    translator: dict[str, str],
+) -> list[dict[str, Any]]:
+    """Every TCP connection a client opened to a translated service, followed across the points:
+    its SYNs by client address, port and ISN (the same at every point, before and after a
+    destination rewrite), its SYN-ACKs by destination port and ack = ISN + 1. `translator` maps a
+    service to the point that translates it; the outcome says whether a SYN-ACK was seen there."""
+    keys: list[tuple[str, int, int, str]] = []
+    for packets in points.values():
+        for p in packets:
+            if not (p["tcp.srcport"] and is_syn(p) and p["ip.src"] in clients):
+                continue
+            service = _endpoint(p["ip.dst"], p["tcp.dstport"])
+            key = (p["ip.src"], p["tcp.srcport"], p["tcp.seq_raw"], service)
+            if service in services and key[:3] not in {k[:3] for k in keys}:
+                keys.append(key)
+    first_seen = {}
+    for key in keys:
+        first_seen[key] = min(
+            p["frame.time_epoch"]
+            for packets in points.values()
+            for p in packets
+            if p["tcp.srcport"] == key[1] and p["tcp.seq_raw"] == key[2] and p["ip.src"] == key[0]
+        )
+    out = []
+    for client, port, isn, service in sorted(keys, key=lambda k: first_seen[k]):
+        syn: dict[str, list[int]] = {}
+        syn_ack: dict[str, list[int]] = {}
+        translated: list[str] = []
+        answered_from: list[str] = []
+        for name, packets in points.items():
+            for p in packets:
+                if p["tcp.srcport"] is None:
+                    continue
+                if is_syn(p) and (p["ip.src"], p["tcp.srcport"], p["tcp.seq_raw"]) == (
+                    client,
+                    port,
+                    isn,
+                ):
+                    syn.setdefault(name, []).append(p["frame.number"])
+                    dst = _endpoint(p["ip.dst"], p["tcp.dstport"])
+                    if dst != service and dst not in translated:
+                        translated.append(dst)
+                elif (
+                    is_synack(p)
+                    and p["ip.dst"] == client
+                    and p["tcp.dstport"] == port
+                    and p["tcp.ack_raw"] == isn + 1
+                ):
+                    syn_ack.setdefault(name, []).append(p["frame.number"])
+                    src = _endpoint(p["ip.src"], p["tcp.srcport"])
+                    if src not in answered_from:
+                        answered_from.append(src)
+        at = translator[service]
+        outcome = (
+            "answered-through-translator"
+            if at in syn_ack
+            else "reply-bypassed-translator"
+            if syn_ack
+            else "unanswered"
+        )
+        out.append(
+            {
+                "client": _endpoint(client, port),
+                "isn": isn,
+                "to": service,
+                "translated_to": translated,
+                "outcome": outcome,
+                "syn": syn,
+                "syn_ack": syn_ack,
+                "syn_ack_from": answered_from,
+            }
+        )
+    return out
+
+
+def match_arp_leaks(
+    points: dict[str, list[Packet]], vip: str, director_mac: str, window_ns: int = 10_000_000
+) -> list[dict[str, Any]]:
+    """ARP frames with the VIP as sender address from a MAC other than the director's, grouped
+    across the points: the same frame (opcode, MACs, target) within `window_ns` of its first
+    sighting is one entry with its frame numbers per point."""
+    groups: list[dict[str, Any]] = []
+    sightings = sorted(
+        (p["frame.time_epoch"], name, p)
+        for name, packets in points.items()
+        for p in packets
+        if p["arp.opcode"] is not None
+        and p["arp.src.proto_ipv4"] == vip
+        and p["arp.src.hw_mac"] != director_mac
+    )
+    for when, name, p in sightings:
+        key = (p["arp.opcode"], p["eth.src"], p["eth.dst"], p["arp.dst.proto_ipv4"])
+        group = next(
+            (g for g in groups if g["key"] == key and when - g["first"] <= window_ns), None
+        )
+        if group is None:
+            kind = "reply" if p["arp.opcode"] == 2 else "request"
+            what = (
+                f"ARP {kind} {vip} is-at {p['arp.src.hw_mac']} to {p['eth.dst']}"
+                if kind == "reply"
+                else f"ARP request who-has {p['arp.dst.proto_ipv4']} tell {vip} "
+                f"from {p['arp.src.hw_mac']}"
+            )
+            group = {"key": key, "first": when, "what": what, "frames": {}}
+            groups.append(group)
+        group["frames"].setdefault(name, []).append(p["frame.number"])
+    order = list(points)
+    return [
+        {
+            "what": g["what"],
+            "frames": {n: sorted(g["frames"][n]) for n in order if n in g["frames"]},
+        }
+        for g in groups
+    ]
+
+
+def describe_points(meta: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The `points` section of expected.yaml: vantage points, configured translations, and what
+    the captures show across points (connections traced, replies missing at the translator,
+    the same ARP frame at several points). Raises if a faulty sample lacks its missing reply."""
+    spec = meta["points"]
+    by_file = {c["file"]: c for c in meta["captures"]}
+    vantage = [
+        {
+            "name": name,
+            "file": file,
+            "host": by_file[file]["host"],
+            "interface": by_file[file]["interface"],
+            "sees": sees,
+        }
+        for name, file, sees in spec["vantage"]
+    ]
+    packets = {v["name"]: read_packets(folder / v["file"]) for v in vantage}
+    doc: dict[str, Any] = {"vantage": vantage, "translations": spec["translations"]}
+    connections: list[dict[str, Any]] = []
+    if "trace" in spec:
+        translator = {t["from"]: t["at"] for t in spec["translations"]}
+        connections = trace_connections(
+            packets, spec["trace"]["clients"], spec["trace"]["services"], translator
+        )
+    missing = []
+    for want in spec["missing"]:
+        lost = [
+            c
+            for c in connections
+            if c["to"] == want["of"] and c["outcome"] == "reply-bypassed-translator"
+        ]
+        if not lost:
+            raise SystemExit(f"{folder}: no reply to {want['of']} bypassed {want['never_at']}")
+        seen = [v["name"] for v in vantage if any(v["name"] in c["syn_ack"] for c in lost)]
+        missing.append(
+            {
+                "what": want["what"],
+                "of": want["of"],
+                "translated_at": want["translated_at"],
+                "seen_at": seen,
+                "never_at": want["never_at"],
+                "reply_via": want["reply_via"],
+                "connections": [c["client"] for c in lost],
+            }
+        )
+    doc["missing"] = missing
+    if "trace" in spec:
+        doc["connections"] = connections
+    if "arp" in spec:
+        doc["matched"] = match_arp_leaks(packets, **spec["arp"])
+    return doc
+
+
+def check_points(meta: dict[str, Any], folder: Path) -> list[str]:
+    """Problems of the cross-point ground truth: faulty samples must show their missing reply
+    (and the leak seen at several points), healthy ones no reply bypassing the translator."""
+    problems = []
+    try:
+        doc = describe_points(meta, folder)
+    except SystemExit as exc:
+        return [str(exc)]
+    for c in doc.get("connections", []):
+        if not meta["rules"] and c["outcome"] != "answered-through-translator":
+            problems.append(f"{c['client']} to {c['to']}: {c['outcome']} in a healthy sample")
+        if len(c["syn"]) < 2:
+            problems.append(f"{c['client']} ISN {c['isn']} seen at one point only")
+    if "arp" in meta["points"]:
+        multi = [m for m in doc["matched"] if "reply" in m["what"] and len(m["frames"]) >= 3]
+        if meta["rules"] and not multi:
+            problems.append("no leaked ARP reply seen at three points")
+    return problems
+
+
 # ---- per-sample metadata -------------------------------------------------------------------------
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from a_meta import META  # noqa: E402  (metadata lives beside this file)
+
+
+class FlowLeavesDumper(yaml.SafeDumper):
+    """YAML with lists of plain values on one line ([client, gwb]; frame numbers), the rest in
+    block style: keeps the points section short and readable."""
+
+    def represent_list(self, data: Any) -> yaml.Node:  # type: ignore[override]
+        flow = all(not isinstance(item, (dict, list)) for item in data)
+        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+FlowLeavesDumper.add_representer(list, FlowLeavesDumper.represent_list)
 
 
 def describe(pattern: str, variant: str, folder: Path) -> None:
@@ -483,17 +780,27 @@ def describe(pattern: str, variant: str, folder: Path) -> None:
         "addresses": meta["addresses"],
         "captures": captures,
     }
+    if "points" in meta:
+        doc["points"] = describe_points(meta, folder)
     header = (
         "# Ground truth of this sample, written by samples/lab/a_samples.py from the captures\n"
         f"# (rebuild: samples/lab/make.sh {pattern}). Do not edit by hand.\n"
     )
+    points = doc.pop("points", None)
     text = header + yaml.safe_dump(doc, sort_keys=False, width=100, allow_unicode=True)
+    if points is not None:
+        text += yaml.dump({"points": points}, Dumper=FlowLeavesDumper, sort_keys=False, width=100)
     (folder / "expected.yaml").write_text(text)
-    (folder / "README.md").write_text(readme(pattern, variant, meta, captures, folder))
+    (folder / "README.md").write_text(readme(pattern, variant, meta, captures, folder, points))
 
 
 def readme(
-    pattern: str, variant: str, meta: dict[str, Any], captures: list[dict[str, Any]], folder: Path
+    pattern: str,
+    variant: str,
+    meta: dict[str, Any],
+    captures: list[dict[str, Any]],
+    folder: Path,
+    points: dict[str, Any] | None = None,
 ) -> str:
     lines = [f"# {pattern} / {variant}", "", " ".join(meta["description"].split()), ""]
     lines += [
@@ -525,11 +832,48 @@ def readme(
             else "product configuration (written for the emulated part, not captured)"
         )
         lines.append(f"- `facts/{f.name}`: {what}")
-    lines += [
-        "- `expected.yaml`: the ground truth (pattern, rules, addresses, decisive frames).",
-        "",
-    ]
+    truth = "pattern, rules, addresses, decisive frames"
+    if points is not None:
+        truth += ", capture points"
+    lines += [f"- `expected.yaml`: the ground truth ({truth}).", ""]
+    if points is not None:
+        lines += points_readme(points)
     return "\n".join(lines)
+
+
+def points_readme(points: dict[str, Any]) -> list[str]:
+    """README lines on the capture points (the `points` section of expected.yaml, in words)."""
+    lines = ["## Capture points", "", "All captures ran at the same time on the same kernel clock."]
+    lines += [""]
+    for v in points["vantage"]:
+        lines.append(
+            f"- **{v['name']}**: `{v['file']}` ({v['host']}, `{v['interface']}`): {v['sees']}"
+        )
+    lines.append("")
+    for t in points["translations"]:
+        lines.append(
+            f"- Translation at {t['at']}: {t['kind']} {t['proto']} {t['from']} -> {t['to']}"
+        )
+    for m in points["missing"]:
+        lines.append(
+            f"- Missing: the {m['what']} of {len(m['connections'])} connection(s) to {m['of']} "
+            f"(translated at {m['translated_at']}) is seen at {', '.join(m['seen_at'])}, never at "
+            f"{m['never_at']}; it went back via {m['reply_via']}."
+        )
+    if "connections" in points:
+        outcomes: dict[str, int] = {}
+        for c in points["connections"]:
+            outcomes[c["outcome"]] = outcomes.get(c["outcome"], 0) + 1
+        text = ", ".join(f"{n} {o}" for o, n in outcomes.items())
+        lines.append(
+            f"- Connections traced across the points by client port and ISN: "
+            f"{len(points['connections'])} ({text}); frame numbers per point in expected.yaml."
+        )
+    for m in points.get("matched", []):
+        where = "; ".join(f"{n} frames {fr}" for n, fr in m["frames"].items())
+        lines.append(f"- Same frame at several points: {m['what']}: {where}")
+    lines.append("")
+    return lines
 
 
 def check(pattern: str, root: Path, variants: list[str]) -> int:
@@ -553,6 +897,11 @@ def check(pattern: str, root: Path, variants: list[str]) -> int:
             )
             if not ok:
                 failures.append(f"{variant}/{cap['file']}")
+        if "points" in meta:
+            problems = check_points(meta, root / variant)
+            print(f"{'FAIL' if problems else 'ok'}: {pattern}/{variant} points: {problems or ''}")
+            if problems:
+                failures.append(f"{variant} points")
     if failures:
         print(f"signature check failed: {', '.join(failures)}", file=sys.stderr)
         return 1

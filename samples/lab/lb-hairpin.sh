@@ -4,11 +4,12 @@
 #   faulty-l4-martian  the same L4 listener; backend1 with this kernel's defaults (accept_local=0)
 #   healthy-l7         a layer-7 listener (userspace proxy from 100.64.0.2) on VIP:8080
 #   healthy-snat       the L4 listener plus SNAT (masquerade) towards the backends
+#   faulty-l4-two-points  faulty-l4 captured at two points at once: backend1 and the lb (-i any)
 # Usage: lb-hairpin.sh [VARIANT...]  (default: all). Needs root, tcpdump, tshark, nft, curl, socat.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out_root="$here/../lb-hairpin"
-VARIANTS=(faulty-l4 faulty-l4-martian healthy-l7 healthy-snat)
+out_root=${LAB_OUT_ROOT:-$here/..}/lb-hairpin   # LAB_OUT_ROOT: build elsewhere (a check)
+VARIANTS=(faulty-l4 faulty-l4-martian healthy-l7 healthy-snat faulty-l4-two-points)
 
 if [ "${1:-}" != "--one" ]; then
     [ $# -gt 0 ] || set -- "${VARIANTS[@]}"
@@ -18,6 +19,7 @@ if [ "${1:-}" != "--one" ]; then
 fi
 variant=$2
 export LAB_PREFIX=nda
+[ "$variant" != faulty-l4-two-points ] || LAB_PREFIX=ndm
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 PY=$(python3 -c 'import sys; print(sys.executable)')
@@ -48,7 +50,7 @@ for h in backend1 backend2; do
     nsx $h sysctl -qw net.ipv4.conf.eth0.rp_filter=2
 done
 case $variant in
-    faulty-l4)
+    faulty-l4|faulty-l4-two-points)
         # what a kernel that accepts its own source address on eth0 does (old kernels without the
         # local-source check, or accept_local=1 here): the seed's SYN-ACK over lo and RST
         nsx backend1 sysctl -qw net.ipv4.conf.all.accept_local=1 net.ipv4.conf.eth0.accept_local=1
@@ -57,7 +59,7 @@ esac
 
 # --- the listener ------------------------------------------------------------------------------
 case $variant in
-    faulty-l4|faulty-l4-martian|healthy-snat)
+    faulty-l4|faulty-l4-martian|healthy-snat|faulty-l4-two-points)
         rules="table ip clb {
     chain prerouting {
         type nat hook prerouting priority dstnat; policy accept;
@@ -88,6 +90,8 @@ done
 
 # --- traffic, captured on backend1 with -i any (Linux cooked v2) -------------------------------
 cap_start backend1 any "$out/backend1-any.pcap"
+# the second vantage point of the same connections: the load balancer itself
+[ "$variant" != faulty-l4-two-points ] || cap_start lb any "$out/lb-any.pcap"
 port=80; [ "$variant" != healthy-l7 ] || port=8080
 nsx backend1 ping -c 3 -i 0.2 -W 1 $BE2 >/dev/null || true                 # background
 printf 'query-1\n' | nsx backend1 timeout 3 socat -T 1 - UDP:$BE2:7 >/dev/null || true
@@ -107,6 +111,10 @@ facts_host backend1 backend1 "$out/facts/backend1.txt"
 facts_host backend2 backend2 "$out/facts/backend2.txt"
 facts_host lb lb "$out/facts/lb.txt"
 facts_host client client "$out/facts/client.txt"
+if [ "$variant" = faulty-l4-two-points ]; then
+    facts_capture backend1 "$out/facts/backend1.txt" "$out/backend1-any.pcap"
+    facts_capture lb "$out/facts/lb.txt" "$out/lb-any.pcap"
+fi
 # the listener as the cloud console / API describes it (written, not captured)
 case $variant in
     healthy-l7) layer=L7; proto=http; lport=8080; keep=false

@@ -10,6 +10,7 @@ set -euo pipefail
 LAB_PREFIX=${LAB_PREFIX:-nd}          # every namespace name starts with this
 LAB_NAMESPACES=()                     # created by ns_add, deleted by lab_cleanup
 LAB_CAPTURES=()                       # "pid:stderrfile:outfile" of running tcpdumps
+LAB_CAPLOG=()                         # "outfile|stderrfile|command" of every capture started
 LAB_TMP=$(mktemp -d)
 
 lab_cleanup() {
@@ -58,6 +59,7 @@ cap_start() {
     local err="$LAB_TMP/cap.$RANDOM.err"
     ip netns exec "$LAB_PREFIX-$name" tcpdump --immediate-mode -B 16384 -U -s 0 -i "$iface" -w "$out" "$@" 2>"$err" &
     LAB_CAPTURES+=("$!:$err:$out")
+    LAB_CAPLOG+=("$out|$err|tcpdump --immediate-mode -B 16384 -U -s 0 -i $iface -w ${out##*/}${*:+ $*}")
     # wait until tcpdump says it listens, at most 5 s
     local i
     for i in $(seq 50); do grep -q "listening on" "$err" 2>/dev/null && return 0; sleep 0.1; done
@@ -114,6 +116,7 @@ dumpcap_start() {
     ip netns exec "$LAB_PREFIX-$name" dumpcap -q -B 16 -s 0 "${args[@]}" "${extra[@]}" -w "$out" \
         2>"$err" &
     LAB_DUMPCAPS+=("$!:$err:$out")
+    LAB_CAPLOG+=("$out|$err|dumpcap -q -B 16 -s 0 ${args[*]}${extra[*]:+ ${extra[*]}} -w ${out##*/}")
     local i
     for i in $(seq 50); do
         [ -s "$out" ] && [ "$(stat -c %s "$out")" -gt 200 ] && { sleep 0.3; return 0; }
@@ -230,4 +233,25 @@ lab_reset() {
         ip netns del "$ns" 2>/dev/null || true
     done
     LAB_NAMESPACES=()
+}
+
+# ---- added for the multi-point samples (issue 8) ----
+
+# facts_capture HOST OUT CAPFILE: append to the transcript OUT the capture command that wrote
+# CAPFILE (as cap_start / dumpcap_start ran it, the output folder left out) with its real stderr
+# (tcpdump's "listening on" and packet/drop counts; for dumpcap the command only), so that the
+# facts say which host and interface took each capture. Call after cap_stop_all/dumpcap_stop_all.
+facts_capture() {
+    local host=$1 out=$2 cap=$3 entry
+    for entry in "${LAB_CAPLOG[@]:-}"; do
+        [ "${entry%%|*}" = "$cap" ] || continue
+        local rest=${entry#*|}
+        printf 'root@%s:~# %s\n' "$host" "${rest#*|}" >>"$out"
+        # dumpcap's report names the absolute output path and is not a format netdiag's facts
+        # loader knows: its drop counts are checked by dumpcap_stop_all, the command alone is kept
+        case ${rest#*|} in dumpcap*) ;; *) cat "${rest%%|*}" >>"$out" ;; esac
+        return 0
+    done
+    echo "facts_capture: no capture wrote $cap" >&2
+    return 1
 }

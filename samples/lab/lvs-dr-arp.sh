@@ -3,11 +3,14 @@
 #   faulty-arp-ignore  rs1 keeps arp_ignore=0 / arp_announce=0: it answers who-has VIP and uses
 #                      the VIP as ARP sender address, so the router learns VIP -> rs1's MAC
 #   healthy            arp_ignore=1, arp_announce=2 on all and lo of both real servers
+#   faulty-arp-ignore-rs  faulty-arp-ignore plus a capture on rs1 itself; the router's entry for
+#                      the VIP is deleted before the last requests (it expires), so it asks
+#                      who-has VIP again and rs1's reply is seen at rs1, the mirror and the router
 # Usage: lvs-dr-arp.sh [VARIANT...]  (default: all). Needs root, tcpdump, dumpcap, tshark, nft.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out_root="$here/../lvs-dr-arp"
-VARIANTS=(faulty-arp-ignore healthy)
+out_root=${LAB_OUT_ROOT:-$here/..}/lvs-dr-arp   # LAB_OUT_ROOT: build elsewhere (a check)
+VARIANTS=(faulty-arp-ignore healthy faulty-arp-ignore-rs)
 
 if [ "${1:-}" != "--one" ]; then
     [ $# -gt 0 ] || set -- "${VARIANTS[@]}"
@@ -17,6 +20,7 @@ if [ "${1:-}" != "--one" ]; then
 fi
 variant=$2
 export LAB_PREFIX=nda
+[ "$variant" != faulty-arp-ignore-rs ] || LAB_PREFIX=ndm
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 PY=$(python3 -c 'import sys; print(sys.executable)')
@@ -77,6 +81,7 @@ done
 # --- traffic: captured on every switch port (one pcapng) and on the router's segment side ------
 dumpcap_start sw "$out/segment.pcapng" p-router p-director p-rs1 p-rs2
 cap_start router eth1 "$out/router-eth1.pcap" --time-stamp-precision nano
+[ "$variant" != faulty-arp-ignore-rs ] || cap_start rs1 eth0 "$out/rs1-eth0.pcap"
 nsx client ping -c 2 -i 0.2 -W 1 $RIP2 >/dev/null || true                       # background
 printf 'query-1\n' | nsx client timeout 3 socat -T 1 - UDP:$RIP2:7 >/dev/null || true
 for n in 1 2 3 4; do                                  # phase 1: everything through the director
@@ -85,7 +90,7 @@ done
 # phase 2: rs1 is rebooted. Faulty: its ARP sysctls were set at run time only (not in
 # /etc/sysctl.d), so they are back to the kernel defaults 0/0. A reboot also empties its
 # neighbour table; the lab flushes it instead of restarting the namespace.
-if [ "$variant" = faulty-arp-ignore ]; then
+if [ "$variant" = faulty-arp-ignore ] || [ "$variant" = faulty-arp-ignore-rs ]; then
     for i in all lo; do
         nsx rs1 sysctl -qw net.ipv4.conf.$i.arp_ignore=0 net.ipv4.conf.$i.arp_announce=0
     done
@@ -95,6 +100,11 @@ for n in 5 6 7 8 9 10 11 12; do
     nsx client curl -s -m 3 http://$VIP/ || echo "request $n: failed"
     nsx client ping -c 1 -W 1 $GW >/dev/null || true                              # background
 done
+if [ "$variant" = faulty-arp-ignore-rs ]; then
+    # the router's neighbour entry for the VIP expires (the lab deletes it instead of waiting):
+    # its next frame for the VIP needs a broadcast who-has, which rs1 now answers too
+    nsx router ip neigh del $VIP dev eth1 || true
+fi
 for n in 13 14; do nsx client curl -s -m 3 http://$VIP/ || echo "request $n: failed"; done
 printf 'query-2\n' | nsx client timeout 3 socat -T 1 - UDP:$RIP2:7 >/dev/null || true
 cap_stop_all
@@ -107,6 +117,11 @@ facts_host rs2 rs2 "$out/facts/rs2.txt"
 facts_host router router "$out/facts/router.txt"
 facts_host client client "$out/facts/client.txt"
 facts_host sw sw "$out/facts/sw.txt" "bridge link show" "bridge fdb show br br0 dynamic"
+if [ "$variant" = faulty-arp-ignore-rs ]; then
+    facts_capture sw "$out/facts/sw.txt" "$out/segment.pcapng"
+    facts_capture router "$out/facts/router.txt" "$out/router-eth1.pcap"
+    facts_capture rs1 "$out/facts/rs1.txt" "$out/rs1-eth0.pcap"
+fi
 cat >"$out/facts/ipvsadm.txt" <<TXT
 # written, not captured: what ipvsadm on the director would print for the emulated service
 # (the lab emulates IPVS-DR with the nftables netdev rule in facts/director.txt)

@@ -5,12 +5,15 @@
 #   healthy-lvs-nat      both real servers route via the director, ip_forward=1
 #   faulty-missing-snat  egress NAT gateway masquerades 10.1.0.0/24 but not 10.2.0.0/24
 #   healthy-egress-snat  the same gateway masquerading both inside subnets
+#   faulty-asymmetric-return  gwa port-forwards to a server whose default route is gwb: the
+#                      SYN-ACK leaves through gwb untranslated (captured at client, gwa, gwb, server)
+#   healthy-port-forward      the same two gateways, the server's default route via gwa
 # Usage: nat-gateway.sh [VARIANT...]  (default: all). Needs root, tcpdump, dumpcap, tshark, nft.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out_root="$here/../nat-gateway"
+out_root=${LAB_OUT_ROOT:-$here/..}/nat-gateway   # LAB_OUT_ROOT: build elsewhere (a check)
 VARIANTS=(faulty-rs-gateway faulty-ip-forward healthy-lvs-nat faulty-missing-snat
-          healthy-egress-snat)
+          healthy-egress-snat faulty-asymmetric-return healthy-port-forward)
 
 if [ "${1:-}" != "--one" ]; then
     [ $# -gt 0 ] || set -- "${VARIANTS[@]}"
@@ -20,6 +23,7 @@ if [ "${1:-}" != "--one" ]; then
 fi
 variant=$2
 export LAB_PREFIX=nda
+case $variant in faulty-asymmetric-return|healthy-port-forward) LAB_PREFIX=ndm ;; esac
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 PY=$(python3 -c 'import sys; print(sys.executable)')
@@ -186,9 +190,90 @@ NFT
     facts_host srv srv "$out/facts/srv.txt"
 }
 
+# ---- port forward with two gateways: the multi-point samples of issue 8 -------------------------
+PUB=203.0.113.10; GWB_OUT=203.0.113.11; CLI=203.0.113.50
+SRV_LAN=10.0.2.20; WEB2=10.0.2.21; GWA_IN=10.0.2.1; GWB_IN=10.0.2.2
+
+port_forward() {
+    ns_add client; ns_add gwa; ns_add gwb; ns_add server; ns_add web2
+    switch_add swc br0; switch_add swl br0
+    switch_port swc br0 p-client client eth0 02:00:cb:00:71:32
+    switch_port swc br0 p-gwa gwa eth0 02:00:cb:00:71:0a
+    switch_port swc br0 p-gwb gwb eth0 02:00:cb:00:71:0b
+    switch_port swl br0 p-gwa gwa eth1 02:00:0a:00:02:01
+    switch_port swl br0 p-gwb gwb eth1 02:00:0a:00:02:02
+    switch_port swl br0 p-server server eth0 02:00:0a:00:02:14
+    switch_port swl br0 p-web2 web2 eth0 02:00:0a:00:02:15
+    nsx client ip addr add $CLI/24 dev eth0; nsx client ip route add default via $GWB_OUT
+    nsx gwa ip addr add $PUB/24 dev eth0; nsx gwa ip addr add $GWA_IN/24 dev eth1
+    nsx gwb ip addr add $GWB_OUT/24 dev eth0; nsx gwb ip addr add $GWB_IN/24 dev eth1
+    for g in gwa gwb; do nsx $g sysctl -qw net.ipv4.ip_forward=1; done
+    # gwa: the port forwards (DNAT only, the client address is kept, as a home/edge router does)
+    nsx gwa nft -f - <<NFT
+table ip portfwd {
+    chain prerouting {
+        type nat hook prerouting priority dstnat; policy accept;
+        ip daddr $PUB tcp dport 8080 dnat to $SRV_LAN:80
+        ip daddr $PUB tcp dport 8081 dnat to $WEB2:80
+    }
+}
+NFT
+    # gwb: a plain router, no firewall and no NAT (it forwards what its routes allow)
+    nsx server ip addr add $SRV_LAN/24 dev eth0
+    if [ "$variant" = faulty-asymmetric-return ]; then
+        nsx server ip route add default via $GWB_IN      # the mistake: not the translating gateway
+    else
+        nsx server ip route add default via $GWA_IN
+    fi
+    nsx web2 ip addr add $WEB2/24 dev eth0; nsx web2 ip route add default via $GWA_IN
+    { nsx server "$PY" "$here/a_webserver.py" server 80; } 2>/dev/null & disown
+    { nsx web2 "$PY" "$here/a_webserver.py" web2 80; } 2>/dev/null & disown
+    { nsx gwb "$PY" "$here/a_webserver.py" gwb 80; } 2>/dev/null & disown
+    { nsx gwa socat -T 2 UDP-LISTEN:7,fork,reuseaddr EXEC:cat; } 2>/dev/null & disown
+    for i in $(seq 50); do
+        nsx server ss -ltn | grep -q ':80 ' && nsx web2 ss -ltn | grep -q ':80 ' \
+            && nsx gwb ss -ltn | grep -q ':80 ' && break; sleep 0.1
+    done
+
+    # four vantage points at once: client, both gateways, the server
+    cap_start client eth0 "$out/client-eth0.pcap" --time-stamp-precision nano
+    cap_start gwa any "$out/gwa-any.pcap"
+    dumpcap_start gwb "$out/gwb.pcapng" eth0 eth1
+    cap_start server eth0 "$out/server-eth0.pcap"
+    nsx client ping -c 2 -i 0.2 -W 1 $PUB >/dev/null || true                   # background
+    nsx client ping -c 2 -i 0.2 -W 1 $GWB_OUT >/dev/null || true
+    nsx server ping -c 2 -i 0.2 -W 1 $GWA_IN >/dev/null || true
+    nsx server ping -c 1 -W 1 $GWB_IN >/dev/null || true
+    printf 'query-1\n' | nsx client timeout 3 socat -T 1 - UDP:$PUB:7 >/dev/null 2>&1 || true
+    nsx client curl -s -m 3 -o /dev/null -w "gwb local: %{http_code}\n" http://$GWB_OUT/ \
+        || echo "gwb local: failed"
+    for n in 1 2 3; do
+        for port in 8080 8081; do                   # each attempt bounded: 2.5 s connect, 4 s
+            nsx client curl -s --connect-timeout 2.5 -m 4 -o /dev/null \
+                -w "request $n to :$port: %{http_code}\n" http://$PUB:$port/ \
+                || echo "request $n to :$port: failed"
+        done
+    done
+    printf 'query-2\n' | nsx client timeout 3 socat -T 1 - UDP:$PUB:7 >/dev/null 2>&1 || true
+    nsx client ping -c 1 -W 1 $GWB_OUT >/dev/null || true
+    cap_stop_all
+    dumpcap_stop_all
+
+    facts_host gwa gwa "$out/facts/gwa.txt"
+    facts_capture gwa "$out/facts/gwa.txt" "$out/gwa-any.pcap"
+    facts_host gwb gwb "$out/facts/gwb.txt"
+    facts_capture gwb "$out/facts/gwb.txt" "$out/gwb.pcapng"
+    facts_host server server "$out/facts/server.txt"
+    facts_capture server "$out/facts/server.txt" "$out/server-eth0.pcap"
+    facts_host client client "$out/facts/client.txt"
+    facts_capture client "$out/facts/client.txt" "$out/client-eth0.pcap"
+    facts_host web2 web2 "$out/facts/web2.txt"
+}
+
 case $variant in
     faulty-rs-gateway|faulty-ip-forward|healthy-lvs-nat) lvs_nat ;;
     faulty-missing-snat|healthy-egress-snat) egress_nat ;;
+    faulty-asymmetric-return|healthy-port-forward) port_forward ;;
     *) echo "nat-gateway.sh: unknown variant $variant" >&2; exit 2 ;;
 esac
 python3 "$here/a_samples.py" describe nat-gateway "$variant" "$out"
