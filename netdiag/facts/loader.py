@@ -54,7 +54,7 @@ COMMAND_FAILED = re.compile(
 #: commands whose output is a test result, not configuration: skipped without a problem
 NOT_FACTS_COMMANDS = re.compile(
     r"^(sudo\s+)?(\S*/)?(ping6?|traceroute6?|tracepath|mtr|curl|wget|nc|ncat|telnet|dig|nslookup|"
-    r"host|tcpdump|tshark|uname|hostname|date|uptime|whoami|id|echo|ls|cd|pwd|clear|history|"
+    r"host|tcpdump|tshark|dumpcap|uname|hostname|date|uptime|whoami|id|echo|ls|cd|pwd|clear|history|"
     r"systemctl|service|modprobe|lsmod|exit|logout|sleep|true|ab|wrk|hping3)(\s|$)"
 )
 

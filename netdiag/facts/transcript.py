@@ -124,19 +124,23 @@ CAPTURE_COMMAND = re.compile(r"^(sudo\s+)?(\S*/)?(tcpdump|tshark|dumpcap)\s")
 
 
 def capture_from_command(command: str) -> tuple[str, str] | None:
-    """(capture file name, interface) of `tcpdump -i eth1 -w dir-eth1.pcap ...`, else None."""
+    """(capture file name, interface) of `tcpdump -i eth1 -w dir-eth1.pcap ...`, else None.
+
+    dumpcap and tshark take several `-i`: their interfaces are joined with "," in order.
+    """
     if not CAPTURE_COMMAND.match(command):
         return None
     words = command.split()
-    iface = ""
+    ifaces: list[str] = []
     out = ""
     for i, word in enumerate(words[:-1]):
         if word in ("-i", "--interface"):
-            iface = words[i + 1]
+            ifaces.append(words[i + 1])
         elif word == "-w":
             out = words[i + 1]
         elif word.startswith("-i") and len(word) > 2 and not word.startswith("--"):
-            iface = word[2:]
+            ifaces.append(word[2:])
+    iface = ",".join(ifaces)
     if words[-1].startswith("-w") and len(words[-1]) > 2:
         out = words[-1][2:]
     if not out or out == "-":
