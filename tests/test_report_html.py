@@ -161,7 +161,7 @@ def test_document_is_what_json_says(hairpin_html: str) -> None:
 
     doc = build_document(hairpin_analysis(), generated="T")
     plain = report(hairpin_analysis())
-    extras = ("decisive", "ladders", "flows", "show_commands")
+    extras = ("decisive", "ladders", "flows", "show_commands", "evidence_paths", "path_ladder")
     doc["findings"] = [{k: v for k, v in f.items() if k not in extras} for f in doc["findings"]]
     assert {k: doc[k] for k in plain} == plain
 

@@ -1,4 +1,8 @@
-"""`netdiag analyze CAPTURE... [--facts PATH...]`: which known failure is there, its proof and fix."""
+"""`netdiag analyze CAPTURE... [--facts PATH...]`: which known failure is there, its proof and fix.
+
+Several captures (or a case folder holding them) are capture points of one incident; ``--point
+NAME=FILE`` names one (see :mod:`netdiag.case` and :mod:`netdiag.correlate`).
+"""
 
 from __future__ import annotations
 
@@ -22,12 +26,21 @@ FAIL_ON = ("info", "warning", "error", "never")
 @one_line_errors
 def analyze_command(
     captures: list[str] = typer.Argument(
-        None, help="Capture files (pcap, pcapng; compressed too)."
+        None,
+        help="Capture files (pcap, pcapng; compressed too), or case folders holding captures "
+        "and facts.",
     ),
     facts: list[str] = typer.Option(
         None,
         "--facts",
         help="Facts file or folder (ip addr/route, sysctl, ipvsadm, ...); repeatable.",
+    ),
+    points: list[str] = typer.Option(
+        None,
+        "--point",
+        metavar="NAME=FILE",
+        help="Name the capture point FILE (analysed too when not given as an argument); "
+        "repeatable.",
     ),
     fmt: str = typer.Option("text", "--format", "-f", help="text, json, md or html."),
     output: str | None = typer.Option(None, "-o", "--output", help="Write the report to FILE."),
@@ -68,12 +81,14 @@ def analyze_command(
     if fail_on not in FAIL_ON:
         error_line(f"--fail-on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
         raise typer.Exit(EXIT_INPUT_ERROR)
-    captures = list(captures or [])
-    facts = list(facts or [])
+    captures, facts = expand_arguments(list(captures or []), list(facts or []))
+    point_names = parse_points(list(points or []), captures)
     if not captures and not facts:
         error_line("nothing to analyze: give capture files, or --facts PATH to audit configuration")
         raise typer.Exit(EXIT_INPUT_ERROR)
-    analysis = analyze(captures, facts, parse_codes(select), parse_codes(ignore))
+    analysis = analyze(
+        captures, facts, parse_codes(select), parse_codes(ignore), point_names=point_names
+    )
     for problem in analysis.facts_problems:
         print(f"netdiag: warning: {problem}", file=sys.stderr)
     for errored in analysis.result.errored:
@@ -99,3 +114,55 @@ def analyze_command(
             f"netdiag: evidence: {written.packets} packets written to {evidence}", file=sys.stderr
         )
     raise typer.Exit(EXIT_FINDINGS if analysis.result.fails(fail_on) else EXIT_CLEAN)
+
+
+def expand_arguments(arguments: list[str], facts: list[str]) -> tuple[list[str], list[str]]:
+    """Capture arguments with each case folder replaced by its captures, its facts added."""
+    from netdiag.case import expand_case
+
+    captures: list[str] = []
+    facts = list(facts)
+    for argument in arguments:
+        if os.path.isdir(argument):
+            found, case_facts = expand_case(argument)
+            captures += found
+            facts += [f for f in case_facts if f not in facts]
+        else:
+            captures.append(argument)
+    return captures, facts
+
+
+def parse_points(options: list[str], captures: list[str]) -> dict[str, str]:
+    """``--point NAME=FILE`` options as {capture path: name}; a FILE that is not among
+    ``captures`` is appended to them (the same file given twice is one capture)."""
+    from netdiag.errors import NetdiagError
+
+    names: dict[str, str] = {}
+    for option in options:
+        name, sep, path = option.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not name or not path:
+            raise NetdiagError(None, f"--point wants NAME=FILE, not {option!r}")
+        if name in names.values():
+            raise NetdiagError(None, f"--point name {name!r} is given twice")
+        if os.path.isdir(path):
+            raise NetdiagError(path, "--point names one capture file, not a folder")
+        capture = _same_file(path, captures)
+        if capture is None:
+            captures.append(path)
+            capture = path
+        if capture in names:
+            raise NetdiagError(path, f"--point names this capture twice ({names[capture]!r})")
+        names[capture] = name
+    return names
+
+
+def _same_file(path: str, captures: list[str]) -> str | None:
+    """The entry of ``captures`` that is the file ``path`` (as written, or the same real file)."""
+    if path in captures:
+        return path
+    real = os.path.realpath(path)
+    for capture in captures:
+        if os.path.realpath(capture) == real:
+            return capture
+    return None

@@ -17,6 +17,13 @@ import numpy as np
 import pandas as pd
 
 from netdiag.render.json import display_path, report
+from netdiag.render.points import (
+    correlation_of,
+    evidence_path,
+    evidence_path_texts,
+    for_evidence,
+    path_ladder,
+)
 from netdiag.timefmt import iso_ns
 
 if TYPE_CHECKING:
@@ -49,7 +56,9 @@ def build_document(
 ) -> dict[str, Any]:
     """The JSON report of ``analysis`` with, per finding, ``decisive`` flags for its evidence,
     ``ladders`` (lanes and arrows, one per capture point), its ``flows`` and ``show_commands``;
-    ``capture_details`` per capture.
+    ``capture_details`` per capture. With several capture points (``correlation``), per finding
+    also ``evidence_paths`` (a "seen at ..." text per evidence frame, "" when it has none) and
+    ``path_ladder`` (see :func:`netdiag.render.points.path_ladder`, None when nothing to draw).
 
     With ``redactor`` every address in it is pseudonymised (see :mod:`netdiag.redact`).
     """
@@ -58,8 +67,19 @@ def build_document(
     captures = list(analysis.context.captures)
     by_path = {cap.path: cap for cap in captures}
     endpoints: dict[str, tuple[np.ndarray, ...]] = {}  # per capture, built on first use
+    correlation = correlation_of(analysis)
+    if correlation is not None:  # only the observations the evidence paths need
+        evidence = [e for f in analysis.result.findings for e in f.evidence]
+        correlation = for_evidence(correlation, evidence)
     for finding, item in zip(analysis.result.findings, doc["findings"], strict=True):
         item["decisive"] = decisive_flags([e.role for e in finding.evidence])
+        if correlation is not None:
+            # where each evidence packet was seen across the capture points, and its ladder
+            paths = [evidence_path(correlation, e.capture, e.frame) for e in finding.evidence]
+            item["evidence_paths"] = evidence_path_texts(finding.evidence, paths)
+            item["path_ladder"] = path_ladder(
+                correlation, finding.evidence, paths, item["decisive"], base
+            )
         rows = [_evidence_row(by_path.get(e.capture), e.frame) for e in finding.evidence]
         # one ladder per capture point: what each sniffer saw, in its own order
         item["ladders"] = []

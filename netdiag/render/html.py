@@ -14,7 +14,14 @@ from typing import IO, TYPE_CHECKING, Any
 
 from netdiag.render.document import build_document
 from netdiag.render.escape import html_text as h
-from netdiag.render.ladder import render_svg
+from netdiag.render.ladder import render_path_svg, render_svg
+from netdiag.render.points import (
+    duration,
+    examples_text,
+    missing_text,
+    offset_text,
+    reference_name,
+)
 
 if TYPE_CHECKING:
     from netdiag.engine.analysis import Analysis
@@ -54,6 +61,7 @@ pre .role { color: #90a4ae; }
 .diagram svg { display: block; max-width: none; }
 .legend { font-size: 13px; color: #546e7a; }
 table.flows code, table.summary code { white-space: nowrap; }
+table.points code, table.mappings code, table.hops code { white-space: nowrap; }
 .scroll { overflow-x: auto; }
 .legend .d { color: #c62828; font-weight: bold; }
 .caption { margin: 12px 0 4px; font-weight: bold; color: #37474f; }
@@ -112,8 +120,9 @@ def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
 def _evidence_pre(item: dict[str, Any]) -> str:
     lines = []
     several = len({e["capture"] for e in item["evidence"]}) > 1
+    paths = item.get("evidence_paths") or [""] * len(item["evidence"])
     current = None
-    for e, decisive in zip(item["evidence"], item["decisive"], strict=True):
+    for e, decisive, path in zip(item["evidence"], item["decisive"], paths, strict=True):
         if several and e["capture"] != current:
             current = e["capture"]
             lines.append(f'<span class="role"># {h(current)}</span>')
@@ -121,7 +130,8 @@ def _evidence_pre(item: dict[str, Any]) -> str:
         line = f"{mark} #{e['frame']:<6} {h(e['summary'])}"
         lines.append(f'<span class="decisive">{line}</span>' if decisive else line)
         note = f": {e['note']}" if e["note"] else ""
-        lines.append(f'<span class="role">{" " * 11}^ {h(e["role"])}{h(note)}</span>')
+        seen = f" · {path}" if path else ""
+        lines.append(f'<span class="role">{" " * 11}^ {h(e["role"])}{h(note)}{h(seen)}</span>')
     return '<pre class="evidence">' + "\n".join(lines) + "</pre>"
 
 
@@ -154,6 +164,25 @@ def finding_html(number: int, item: dict[str, Any]) -> str:
             parts.append(f'<div class="diagram">{svg}</div>')
             if ladder.get("not_drawn"):
                 parts.append(f'<p class="legend">{int(ladder["not_drawn"])} frames not drawn.</p>')
+    path_ladder: dict[str, Any] = item.get("path_ladder") or {}
+    path_svg = (
+        render_path_svg(path_ladder, f"Path of the {item['code']} evidence across capture points")
+        if path_ladder
+        else ""
+    )
+    if path_svg:
+        parts.append("<h3>Path across the capture points</h3>")
+        parts.append(
+            '<p class="legend">One lane per tap (capture point, or one of its interfaces), in the '
+            "order packets travel; each evidence packet is drawn from tap to tap with the delay "
+            "between them (reference clock); a red cross: the packet never reached that tap.</p>"
+        )
+        parts.append(f'<div class="diagram">{path_svg}</div>')
+        if path_ladder.get("not_drawn"):
+            parts.append(
+                f'<p class="legend">{int(path_ladder["not_drawn"])} evidence frames seen at one '
+                "tap only are not drawn.</p>"
+            )
     if item["evidence"]:
         captures = sorted({e["capture"] for e in item["evidence"]})
         where = f" in <code>{h(captures[0])}</code>" if len(captures) == 1 else ""
@@ -211,6 +240,63 @@ def finding_html(number: int, item: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def points_html(data: dict[str, Any]) -> str:
+    """The capture points of a multi-capture analysis: points and their clocks, translations,
+    per-hop delays and the packets that never reached the next tap."""
+    parts = ['<section class="points">', "<h2>Capture points</h2>"]
+    parts.append(
+        f'<p class="legend">Clock offsets are against <code>{h(reference_name(data))}</code>; a '
+        "point with several interfaces has one tap per interface.</p>"
+    )
+    rows = [
+        [
+            f"<code>{h(p['name'])}</code>",
+            f"<code>{h(p['capture'])}</code>",
+            h(p["named_by"]),
+            "<br>".join(f"<code>{h(t)}</code>" for t in p["taps"]) or "-",
+            h(offset_text(p)),
+        ]
+        for p in data["points"]
+    ]
+    parts.append(_table(["point", "capture", "named by", "taps", "clock"], rows, "points"))
+    if data["mappings"]:
+        parts.append("<h3>Translations</h3>")
+        rows = [
+            [
+                h(m["at"]),
+                h(m["kind"]),
+                f"<code>{h(m['before'])}</code>",
+                f"<code>{h(m['after'])}</code>",
+                str(int(m["connections"])),
+            ]
+            for m in data["mappings"]
+        ]
+        parts.append(_table(["at", "kind", "before", "after", "connections"], rows, "mappings"))
+    if data["hops"]:
+        parts.append("<h3>Hops</h3>")
+        rows = [
+            [
+                f"<code>{h(hop['from_tap'])}</code>",
+                f"<code>{h(hop['to_tap'])}</code>",
+                str(int(hop["packets"])),
+                h(duration(hop["delay_median_ns"])),
+                h(duration(hop["delay_p95_ns"])),
+            ]
+            for hop in data["hops"]
+        ]
+        head = ["from", "to", "packets", "median delay", "p95 delay"]
+        parts.append(_table(head, rows, "hops"))
+    if data["missing"]:
+        parts.append("<h3>Never reached the next tap</h3><ul>")
+        parts += [
+            f"<li>{h(missing_text(g))} (e.g. <code>{h(examples_text(g))}</code>)</li>"
+            for g in data["missing"]
+        ]
+        parts.append("</ul>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
 def render_document(doc: dict[str, Any]) -> str:
     findings = doc["findings"]
     counts = doc["summary"]["by_severity"]
@@ -240,6 +326,8 @@ def render_document(doc: dict[str, Any]) -> str:
         body.append(_table(["#", "finding", "severity", "confidence", "subject"], rows, "summary"))
     for i, item in enumerate(findings, 1):
         body.append(finding_html(i, item))
+    if doc.get("correlation"):
+        body.append(points_html(doc["correlation"]))
     body.append("<h2>Captures analysed</h2>")
     if doc["capture_details"]:
         rows = []

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from netdiag.engine.analysis import Analysis
 
 #: bump the major number when a field changes meaning or disappears, the minor when one is added
-SCHEMA_VERSION = "1.0"
+#: (1.1: ``correlation``, the capture points of a multi-capture analysis)
+SCHEMA_VERSION = "1.1"
 
 
 def display_path(path: str, base: str | None = None) -> str:
@@ -29,8 +30,9 @@ def display_path(path: str, base: str | None = None) -> str:
     return path.replace(os.sep, "/")
 
 
-def report(analysis: Analysis, base: str | None = None) -> dict[str, Any]:
-    """The report as plain data (what `--format json` prints)."""
+def report(analysis: Analysis, base: str | None = None, correlation: bool = True) -> dict[str, Any]:
+    """The report as plain data (what `--format json` prints); ``correlation=False`` leaves the
+    capture points out (and does not compute them when no rule did)."""
     ctx, result = analysis.context, analysis.result
     captures = []
     for cap in ctx.captures:
@@ -60,7 +62,7 @@ def report(analysis: Analysis, base: str | None = None) -> dict[str, Any]:
     by_severity = {s: 0 for s in ("error", "warning", "info")}
     for f in result.findings:
         by_severity[f.severity] += 1
-    return {
+    data: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "netdiag_version": __version__,
         "captures": captures,
@@ -74,6 +76,12 @@ def report(analysis: Analysis, base: str | None = None) -> dict[str, Any]:
         "summary": {"findings": len(result.findings), "by_severity": by_severity},
         "findings": findings,
     }
+    from netdiag.render.points import correlation_of, correlation_report
+
+    points = correlation_of(analysis) if correlation else None
+    if points is not None:  # several capture points (1.1); absent for one capture of one link
+        data["correlation"] = correlation_report(points, base)
+    return data
 
 
 def _relative_ref(ref: str, base: str | None) -> str:

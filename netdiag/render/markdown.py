@@ -13,6 +13,13 @@ from typing import IO, TYPE_CHECKING, Any
 
 from netdiag.render.document import build_document
 from netdiag.render.escape import md_cell, md_code_block, md_code_span, md_text
+from netdiag.render.points import (
+    duration,
+    examples_text,
+    missing_text,
+    offset_text,
+    reference_name,
+)
 
 if TYPE_CHECKING:
     from netdiag.engine.analysis import Analysis
@@ -55,15 +62,17 @@ def evidence_lines(item: dict[str, Any]) -> list[str]:
     """The evidence as tcpdump lines, decisive frames marked, each with its role and note."""
     lines = []
     captures = {e["capture"] for e in item["evidence"]}
+    paths = item.get("evidence_paths") or [""] * len(item["evidence"])
     current = None
-    for e, decisive in zip(item["evidence"], item["decisive"], strict=True):
+    for e, decisive, path in zip(item["evidence"], item["decisive"], paths, strict=True):
         if len(captures) > 1 and e["capture"] != current:
             current = e["capture"]
             lines.append(f"# {current}")
         mark = DECISIVE_MARK if decisive else " " * len(DECISIVE_MARK)
         lines.append(f"{mark} #{e['frame']:<6} {e['summary']}")
         note = f": {e['note']}" if e["note"] else ""
-        lines.append(f"{' ' * (len(DECISIVE_MARK) + 9)}^ {e['role']}{note}")
+        seen = f" · {path}" if path else ""
+        lines.append(f"{' ' * (len(DECISIVE_MARK) + 9)}^ {e['role']}{note}{seen}")
     return lines
 
 
@@ -141,6 +150,62 @@ def finding_section(number: int, item: dict[str, Any]) -> list[str]:
     return out
 
 
+def points_section(data: dict[str, Any]) -> list[str]:
+    """The capture points of a multi-capture analysis: points and their clocks, translations,
+    per-hop delays and the packets that never reached the next tap."""
+    out = ["## Capture points", ""]
+    out.append(
+        f"Clock offsets are against {md_code_span(reference_name(data))}; a point with several "
+        "interfaces has one tap per interface."
+    )
+    out.append("")
+    out += ["| point | capture | named by | taps | clock |", "|---|---|---|---|---|"]
+    for p in data["points"]:
+        cells = [
+            md_code_span(p["name"], in_table=True),
+            md_code_span(p["capture"], in_table=True),
+            md_cell(p["named_by"]),
+            ", ".join(md_code_span(t, in_table=True) for t in p["taps"]) or "-",
+            md_cell(offset_text(p)),
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    if data["mappings"]:
+        out += ["### Translations", ""]
+        out += ["| at | kind | before | after | connections |", "|---|---|---|---|---|"]
+        for m in data["mappings"]:
+            cells = [
+                md_cell(m["at"]),
+                md_cell(m["kind"]),
+                md_code_span(m["before"], in_table=True),
+                md_code_span(m["after"], in_table=True),
+                str(int(m["connections"])),
+            ]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    if data["hops"]:
+        out += ["### Hops", ""]
+        out += ["| from | to | packets | median delay | p95 delay |", "|---|---|---|---|---|"]
+        for hop in data["hops"]:
+            cells = [
+                md_code_span(hop["from_tap"], in_table=True),
+                md_code_span(hop["to_tap"], in_table=True),
+                str(int(hop["packets"])),
+                duration(hop["delay_median_ns"]),
+                duration(hop["delay_p95_ns"]),
+            ]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    if data["missing"]:
+        out += ["### Never reached the next tap", ""]
+        for group in data["missing"]:
+            out.append(
+                f"- {md_text(missing_text(group))} (e.g. {md_code_span(examples_text(group))})"
+            )
+        out.append("")
+    return out
+
+
 def render_document(doc: dict[str, Any]) -> str:
     """The Markdown text of a report document (see :mod:`netdiag.render.document`)."""
     findings = doc["findings"]
@@ -167,6 +232,8 @@ def render_document(doc: dict[str, Any]) -> str:
         out.append("")
     for i, item in enumerate(findings, 1):
         out += finding_section(i, item)
+    if doc.get("correlation"):
+        out += points_section(doc["correlation"])
     out += ["## Captures analysed", ""]
     if doc["capture_details"]:
         out += [

@@ -7,11 +7,25 @@ The plain form (no colour, no wrapping that depends on the terminal) is what tes
 from __future__ import annotations
 
 import textwrap
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from netdiag.render.json import display_path
+from netdiag.render.points import (
+    correlation_of,
+    correlation_report,
+    evidence_path,
+    evidence_path_texts,
+    examples_text,
+    for_evidence,
+    hop_text,
+    mapping_text,
+    missing_text,
+    offset_text,
+    reference_name,
+)
 
 if TYPE_CHECKING:
+    from netdiag.correlate.model import Correlation
     from netdiag.engine.analysis import Analysis
     from netdiag.engine.finding import Finding
 
@@ -36,8 +50,11 @@ def _indent(text: str, prefix: str) -> list[str]:
     return out
 
 
-def finding_lines(f: Finding, base: str | None = None) -> list[str]:
-    """The plain lines of one finding (the first line is its headline)."""
+def finding_lines(
+    f: Finding, base: str | None = None, correlation: Correlation | None = None
+) -> list[str]:
+    """The plain lines of one finding (the first line is its headline); with ``correlation``,
+    each evidence frame seen at several taps says where ("seen at client -> ...")."""
     lines = [f"{f.code} {f.severity} ({f.confidence} confidence) {f.title}"]
     lines.append(f"  subject: {f.subject}")
     lines += _indent(f.message, "  ")
@@ -46,10 +63,15 @@ def finding_lines(f: Finding, base: str | None = None) -> list[str]:
     if f.evidence:
         shown = len(f.evidence)
         lines.append(f"  evidence ({shown} of {f.evidence_total} frames):")
-        for e in f.evidence:
+        paths = [
+            evidence_path(correlation, e.capture, e.frame) if correlation else None
+            for e in f.evidence
+        ]
+        for e, path in zip(f.evidence, evidence_path_texts(f.evidence, paths), strict=True):
             where = f"{display_path(e.capture, base)}#{e.frame}"
             note = f" ({e.note})" if e.note else ""
-            lines.append(f"    {where} [{e.role}]{note}")
+            seen = f" · {path}" if path else ""
+            lines.append(f"    {where} [{e.role}]{note}{seen}")
             lines.append(f"      {e.summary}")
     if f.facts_used:
         lines.append("  facts:")
@@ -66,6 +88,30 @@ def finding_lines(f: Finding, base: str | None = None) -> list[str]:
     if f.references:
         lines.append("  references: " + "; ".join(f.references))
     lines.append(f"  fingerprint: {f.fingerprint}")
+    return lines
+
+
+def point_lines(data: dict[str, Any]) -> list[str]:
+    """The capture points section: points and clocks, translations, hops, missing packets."""
+    lines = ["", f"capture points (clocks against {reference_name(data)}):"]
+    width = max((len(p["name"]) for p in data["points"]), default=0)
+    for p in data["points"]:
+        taps = f"; taps {', '.join(p['taps'])}" if len(p["taps"]) > 1 else ""
+        lines.append(
+            f"  {p['name']:<{width}}  {p['capture']} (named by {p['named_by']}): "
+            f"{offset_text(p)}{taps}"
+        )
+    if data["mappings"]:
+        lines.append("translations:")
+        lines += [f"  {mapping_text(m)}" for m in data["mappings"]]
+    if data["hops"]:
+        lines.append("hops:")
+        for hop in data["hops"]:
+            lines.append(f"  {hop['from_tap']} -> {hop['to_tap']}: {hop_text(hop)}")
+    if data["missing"]:
+        lines.append("never reached the next tap:")
+        for group in data["missing"]:
+            lines.append(f"  {missing_text(group)} (e.g. {examples_text(group)})")
     return lines
 
 
@@ -91,10 +137,15 @@ def _lines(analysis: Analysis, base: str | None) -> tuple[list[str], list[int]]:
         lines.append("facts: " + ", ".join(display_path(p, base) for p in ctx.facts_sources))
     for problem in analysis.facts_problems:
         lines.append(f"  facts problem: {problem}")
+    correlation = correlation_of(analysis)
+    if correlation is not None:
+        lines += point_lines(correlation_report(correlation, base))
+        evidence = [e for f in result.findings for e in f.evidence]
+        correlation = for_evidence(correlation, evidence)
     lines.append("")
     for f in result.findings:
         heads.append(len(lines))
-        lines += finding_lines(f, base)
+        lines += finding_lines(f, base, correlation)
         lines.append("")
     counts = {
         s: sum(1 for f in result.findings if f.severity == s) for s in ("error", "warning", "info")

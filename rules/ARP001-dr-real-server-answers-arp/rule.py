@@ -67,9 +67,10 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from netdiag.engine import AnalysisContext, Finding, Rule
+from netdiag.engine import AnalysisContext, Evidence, Finding, Rule
 from netdiag.engine.finding import Confidence, FactUsed
 from netdiag.facts.model import Address, Host, Interface
 from netdiag.render import wireshark_filter as wf
@@ -162,7 +163,9 @@ class DrRealServerAnswersArp(Rule):
         evidence = []
         for (role, note), rows in table.groupby(["role", "note"], sort=False):
             evidence.extend(ctx.evidence(index, packets.iloc[rows["row"].to_numpy()], role, note))
-        total = int(
+        origin, origin_text = self._sender_capture(ctx, index, evidence)
+        evidence.extend(origin)
+        total = len(origin) + int(
             (claims.mac.isin(leakers)).sum()
             + len(bypass)
             + (0 if director is None else (claims.mac == director).sum())
@@ -182,6 +185,7 @@ class DrRealServerAnswersArp(Rule):
                 else ""
             )
             + "."
+            + origin_text
         )
         remediation = (
             "\n".join(fixes)
@@ -223,6 +227,40 @@ class DrRealServerAnswersArp(Rule):
             remediation=remediation,
             captures=[ctx.captures[index].path],
         )
+
+    @staticmethod
+    def _sender_capture(
+        ctx: AnalysisContext, index: int, evidence: list[Evidence]
+    ) -> tuple[list[Evidence], str]:
+        """With several capture points: the real server's leaking ARP as the first point on its
+        way saw it (the real server's own capture shows it leaving the real server itself)."""
+        corr = ctx.correlation
+        if corr is None:
+            return [], ""
+        from netdiag.correlate.narrate import path_text
+
+        for item in evidence:
+            if not item.role.endswith("-from-rs"):
+                continue
+            path = corr.path(index, item.frame)
+            if len(path) < 2:
+                continue
+            first = path.iloc[0]
+            where = corr.tap_name(int(first["tap"]))
+            text = (
+                f" Across the capture points the real server's ARP ({item.role}) was first seen "
+                f"at {where}: {path_text(corr, index, item.frame)}."
+            )
+            capture = int(first["capture"])
+            if capture == index:
+                return [], text
+            packets = ctx.captures[capture].packets
+            rows = packets.iloc[np.flatnonzero(packets["frame"].to_numpy() == int(first["frame"]))]
+            origin = ctx.evidence(
+                capture, rows, "sent-by-real-server", f"the same ARP packet, first seen at {where}"
+            )
+            return origin, text
+        return [], ""
 
     @staticmethod
     def _facts_vip(ctx: AnalysisContext, vip: str) -> tuple[bool, set[str]]:
