@@ -20,7 +20,12 @@ from netdiag.correlate.matching import (
     tolerance_for,
 )
 from netdiag.correlate.model import Correlation, Tap
-from netdiag.correlate.paths import hop_delays, missing_twins, translations
+from netdiag.correlate.paths import (
+    hop_delays,
+    missing_twins,
+    replies_around_translator,
+    translations,
+)
 
 
 def correlate(points: Sequence[PointInput], address_text: Callable[[int], str]) -> Correlation:
@@ -63,12 +68,24 @@ def correlate(points: Sequence[PointInput], address_text: Callable[[int], str]) 
         translations=per_conn,
         mappings=mappings,
         hops=hop_delays(obs),
-        missing=missing_twins(obs, taps, spans),
+        missing=_missing(obs, taps, spans, per_conn),
         quotes=quotes,
         tolerance_ns=tolerance,
         stats=stats,
         _address_text=address_text,
     )
+
+
+def _missing(
+    obs: pd.DataFrame, taps: Sequence[Tap], spans: Sequence[tuple[int, int]], per_conn: pd.DataFrame
+) -> pd.DataFrame:
+    """Missing twins on each flow direction's own path, and replies that went around a NAT."""
+    found = pd.concat(
+        [missing_twins(obs, taps, spans), replies_around_translator(obs, per_conn)],
+        ignore_index=True,
+    )
+    found = found.drop_duplicates(["capture", "frame", "missing_tap"])
+    return found.sort_values(["capture", "frame", "missing_tap"]).reset_index(drop=True)
 
 
 #: how long before an ICMP error the packet it quotes may have been seen (routers answer at once;

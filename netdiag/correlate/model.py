@@ -68,10 +68,12 @@ class Correlation:
         "198.51.100.131:80" -> "192.168.1.190:80"), connections, conns (a few conn ids).
     hops: per (from_tap, to_tap) in travel order: packets, delay_median_ns, delay_p95_ns,
         delay_min_ns, delay_max_ns.
-    missing: packets of a connection seen at some taps of its path but not at the next one:
-        capture, frame, tap (last tap that saw it), conn, direction ("orig" or "resp"),
-        missing_tap (the next tap on the connection's path that never saw it), kind ("lost":
-        never seen after ``tap``; "bypassed": seen further on but not at ``missing_tap``).
+    missing: packets of a connection missing at a tap of their path: capture, frame, tap (for
+        "lost": the last tap that saw it; for "bypassed": the tap that saw it after the gap),
+        conn, direction ("orig" or "resp"), missing_tap (the tap that never saw it), kind
+        ("lost": never seen after ``tap``; "bypassed": seen further on but not at
+        ``missing_tap``). A path is what most packets of the flow direction passed; the replies
+        of a translated connection must also pass the tap after the rewrite.
     quotes: ICMP errors linked to the packet they quote seen at another tap: capture, frame,
         quoted_capture, quoted_frame.
     """

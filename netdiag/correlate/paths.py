@@ -385,3 +385,39 @@ def missing_twins(
         return empty
     out = pd.concat(rows, ignore_index=True)
     return out.sort_values(["capture", "frame", "missing_tap"]).reset_index(drop=True)[columns]
+
+
+def replies_around_translator(obs: pd.DataFrame, per_conn: pd.DataFrame) -> pd.DataFrame:
+    """Replies of translated connections that never passed the taps of the rewrite.
+
+    A NAT must see the replies of what it rewrote (only it can rewrite them back), so for these
+    connections the reply's path is the request's reversed, whatever other paths do: one row per
+    such reply, at the first tap that saw it, missing at the tap after the rewrite ("bypassed").
+    """
+    columns = ["capture", "frame", "tap", "conn", "direction", "missing_tap", "kind"]
+    empty = pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
+    if per_conn.empty:
+        return empty
+    rewrite = per_conn.drop_duplicates("conn")[["conn", "from_tap", "to_tap"]]
+    replies = obs.loc[
+        (obs["conn"] >= 0) & (obs["cdir"] == 1) & ~obs["flooded"],
+        ["group", "conn", "tap", "capture", "frame", "t_ref_ns"],
+    ].merge(rewrite, on="conn")
+    if replies.empty:
+        return empty
+    through = replies[
+        (replies["tap"] == replies["to_tap"]) | (replies["tap"] == replies["from_tap"])
+    ]
+    around = replies[~replies["group"].isin(through["group"])]
+    first = around.sort_values(["group", "t_ref_ns"]).drop_duplicates("group")
+    return pd.DataFrame(
+        {
+            "capture": first["capture"].to_numpy(),
+            "frame": first["frame"].to_numpy(),
+            "tap": first["tap"].to_numpy(),
+            "conn": first["conn"].to_numpy(),
+            "direction": "resp",
+            "missing_tap": first["to_tap"].to_numpy(),
+            "kind": "bypassed",
+        }
+    )[columns]
