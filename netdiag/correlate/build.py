@@ -42,7 +42,11 @@ def correlate(points: Sequence[PointInput], address_text: Callable[[int], str]) 
     node_base = np.r_[0, np.cumsum([len(f) for f in flows])].astype(np.int64)
     node = _flow_nodes(obs, node_base)
     conn_of_node = _connections(obs, node, flows, node_base)
-    obs["conn"] = np.where(node >= 0, conn_of_node[np.maximum(node, 0)], -1)
+    obs["conn"] = (
+        np.where(node >= 0, conn_of_node[np.maximum(node, 0)], -1)
+        if len(conn_of_node)
+        else np.full(len(obs), -1, dtype=np.int64)
+    )
     obs["node"] = node
     obs["flooded"] = _flooded(obs, address_text)
     obs["cdir"] = obs["flow_dir"].to_numpy()
