@@ -19,10 +19,10 @@ from netdiag.capture.schema import PacketChunk
 #: the observation columns and their dtypes (one row per packet that has a signature)
 OBSERVATION_DTYPES: dict[str, str] = {
     "sig": "int64",  # the NAT-proof signature (never 0)
-    "frame": "int64",
+    "frame": "int32",
     "ts_ns": "int64",  # the capture's own clock
-    "link": "int64",  # SLL2 ifindex, else interface id + LINK_ID_IFACE_OFFSET
-    "flow_id": "int64",  # -1 for ARP
+    "link": "int32",  # SLL2 ifindex, else interface id + LINK_ID_IFACE_OFFSET
+    "flow_id": "int32",  # -1 for ARP
     "flow_dir": "int8",
     "src": "int32",  # IP (ARP: sender protocol address) code of the shared address book
     "dst": "int32",
