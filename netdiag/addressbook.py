@@ -12,9 +12,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported by the methods that build pandas objects
+    import pandas as pd
 
 ABSENT = -1
 
@@ -142,6 +145,8 @@ class AddressBook:
     # --- pandas -------------------------------------------------------------------------------
     def dtype(self, kind: str) -> pd.CategoricalDtype:
         """The shared categorical dtype for 'ip', 'mac' or 'text' columns (as of now)."""
+        import pandas as pd
+
         texts = {"ip": self._ip.texts, "mac": self._mac.texts, "text": self._text.texts}[kind]
         cached = getattr(self, "_dtype_cache", {})
         hit = cached.get(kind)
@@ -153,4 +158,6 @@ class AddressBook:
         return dtype
 
     def categorical(self, codes: np.ndarray, kind: str) -> pd.Categorical:
+        import pandas as pd
+
         return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int32), dtype=self.dtype(kind))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from typing import IO, TYPE_CHECKING, Any
 
+import numpy as np
+
 from netdiag.capture.schema import COLUMNS_BY_NAME
 
 if TYPE_CHECKING:  # pandas is imported by the functions that need it, not at CLI start-up
@@ -67,16 +69,115 @@ def _needs_quotes(table: Any) -> bool:
 
 def write_csv(df: pd.DataFrame, stream: IO[Any], header: bool = True) -> None:
     """CSV through Arrow (about 10x pandas' writer): absent cells empty, text quoted only if needed."""
+    _write_arrow_csv(_arrow_table(df), stream, header)
+
+
+def flow_columns_arrow(columns: dict[str, np.ndarray], ip_texts: list[str]) -> Any:
+    """A flow table's numpy columns (``FlowBuilder.finish_columns``) as the Arrow table that
+    ``for_export(finish())`` gives: -1 integers are null, address codes their texts.
+
+    The arrays are made from numpy buffers (``pa.array`` would import pandas, which
+    ``netdiag flows`` otherwise never needs)."""
+    import pyarrow as pa
+
+    arrays = []
+    addresses: np.ndarray | None = None
+    for name, values in columns.items():
+        if name in ("orig_h", "resp_h"):
+            if addresses is None:
+                addresses = np.array([*ip_texts, ""], dtype="S")  # code -1 picks the ""
+            arrays.append(_arrow_text(addresses[np.where(values < 0, -1, values)], values < 0))
+        elif values.dtype.kind == "S":
+            arrays.append(_arrow_text(values))
+        elif values.dtype.kind == "O":
+            arrays.append(_arrow_text(_utf8(values)))
+        else:  # integers: every integer flow column uses -1 for absent
+            values = np.ascontiguousarray(values)
+            absent = values == -1
+            arrays.append(
+                pa.Array.from_buffers(
+                    pa.from_numpy_dtype(values.dtype),
+                    len(values),
+                    [_validity(absent), pa.py_buffer(values)],
+                )
+            )
+    return pa.Table.from_arrays(arrays, names=list(columns))
+
+
+def _validity(absent: np.ndarray | None) -> Any:
+    """Arrow's validity bitmap for the rows not ``absent`` (None when all are valid)."""
+    import pyarrow as pa
+
+    if absent is None or not absent.any():
+        return None
+    return pa.py_buffer(np.packbits(~absent, bitorder="little"))
+
+
+def _utf8(values: np.ndarray) -> np.ndarray:
+    """An object array of str as UTF-8 bytes (numpy S)."""
+    try:
+        return values.astype("S")
+    except UnicodeEncodeError:
+        return np.array([v.encode("utf-8") for v in values.tolist()], dtype="S")
+
+
+def _arrow_text(cells: np.ndarray, absent: np.ndarray | None = None) -> Any:
+    """An Arrow string array from bytes cells (numpy S: trailing NULs are padding)."""
+    import pyarrow as pa
+
+    n = len(cells)
+    width = cells.dtype.itemsize
+    lengths = np.char.str_len(cells).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if n and width:
+        matrix = cells.view(np.uint8).reshape(n, width)
+        data = matrix[np.arange(width) < lengths[:, None]]  # row by row: the texts end to end
+    else:
+        data = np.zeros(0, dtype=np.uint8)
+    return pa.Array.from_buffers(
+        pa.large_string(),
+        n,
+        [_validity(absent), pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data))],
+    )
+
+
+def write_flow_csv(columns: dict[str, np.ndarray], ip_texts: list[str], stream: IO[Any]) -> None:
+    """The flow table as CSV, the same bytes as ``write_csv(for_export(finish()))``."""
+    table = flow_columns_arrow(columns, ip_texts)
+    _write_arrow_csv(table, stream, header=True, quote=_flow_needs_quotes(columns, ip_texts))
+
+
+def _flow_needs_quotes(columns: dict[str, np.ndarray], ip_texts: list[str]) -> bool:
+    """``_needs_quotes`` on the numpy columns (no pyarrow.compute to import): text joined
+    with NUL bytes, which no text holds, is searched for the characters CSV must quote."""
+    texts = [values.tobytes() for values in columns.values() if values.dtype.kind == "S"]
+    texts += [
+        "\0".join(values.tolist()).encode()
+        for values in columns.values()
+        if values.dtype.kind == "O"
+    ]
+    codes = np.concatenate([columns["orig_h"], columns["resp_h"]])
+    used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(ip_texts)))
+    texts.append("\0".join(ip_texts[c] for c in used.tolist()).encode())
+    return any(special in text for text in texts for special in (b",", b'"', b"\r", b"\n"))
+
+
+def _write_arrow_csv(table: Any, stream: IO[Any], header: bool, quote: bool | None = None) -> None:
     import pyarrow.csv as pacsv
 
-    table = _arrow_table(df)
-    quoting = "needed" if _needs_quotes(table) else "none"
+    needed = _needs_quotes(table) if quote is None else quote
+    quoting = "needed" if needed else "none"
     buffer = io.BytesIO()
     pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=header, quoting_style=quoting))
     data = buffer.getvalue()
     if header:  # Arrow always quotes the header names; none of ours needs it
         first, _, rest = data.partition(b"\n")
         data = first.replace(b'"', b"") + b"\n" + rest
+    _write_bytes(stream, data)
+
+
+def _write_bytes(stream: IO[Any], data: bytes) -> None:
     binary = getattr(stream, "buffer", None)
     if binary is not None:  # a text stream over bytes: keep the order of what was written
         stream.flush()

@@ -14,9 +14,23 @@ import numpy as np
 from netdiag.addressbook import AddressBook
 from netdiag.capture.layers import NETWORK_DECODERS, TRANSPORT_DECODERS
 from netdiag.capture.layers.frames import DecodeState, Frames
+from netdiag.capture.layers.tcp import TCP_OPTION_COLUMNS
 from netdiag.capture.linktypes import LINKTYPE_DECODERS, tshark, unsupported_reason
 from netdiag.capture.records import CaptureInfo, RecordBatch
 from netdiag.capture.schema import PacketChunk, empty_chunk
+
+#: columns ``decode_batch`` can leave absent when asked to: each costs work no other column
+#: needs (MAC interning, the TCP option walk, the payload hash) and never fails a row
+SKIPPABLE_COLUMNS = frozenset(
+    {
+        "eth_src",
+        "eth_dst",
+        "arp_sha",
+        "arp_tha",
+        "payload_hash",
+        *TCP_OPTION_COLUMNS,
+    }
+)
 
 #: bytes of payload (after the transport header) that payload_hash covers
 HASH_BYTES = 64
@@ -25,12 +39,19 @@ _HASH_SEED = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
 def decode_batch(
-    batch: RecordBatch, info: CaptureInfo, book: AddressBook, tshark_fallback: bool = False
+    batch: RecordBatch,
+    info: CaptureInfo,
+    book: AddressBook,
+    tshark_fallback: bool = False,
+    skip: frozenset[str] = frozenset(),
 ) -> PacketChunk:
     """Decode the headers of every record of ``batch`` into one chunk of schema columns.
 
     With ``tshark_fallback``, records of link types without a native decoder are dissected by
     tshark (slow; see ``linktypes.tshark``) instead of being left with a decode_error.
+    ``skip`` names columns (of ``SKIPPABLE_COLUMNS``) the caller does not read: they stay
+    absent, and the work only they need is not done. Every other column, decode errors
+    included, is the same as without it.
     """
     n = len(batch)
     chunk = empty_chunk(n)
@@ -64,10 +85,12 @@ def decode_batch(
     fr = Frames(batch.data, batch.offsets, batch.caplen, batch.wirelen)
     fr.end = np.maximum(np.minimum(fr.end, fr.wire_end - fcs_len[lookup]), 0)
     fr.wire_end = np.maximum(fr.wire_end - fcs_len[lookup], 0)
-    st = DecodeState(chunk, book)
+    st = DecodeState(chunk, book, skip)
     st.fail(np.flatnonzero(~known_iface), "frame on an interface the capture never declared")
 
-    for linktype in np.unique(row_linktype[known_iface]).tolist():
+    # the link types present, from the few interfaces rows use (not a pass over every row)
+    used = np.flatnonzero(np.bincount(lookup, minlength=count + 1)[:count])
+    for linktype in np.unique(linktypes[used]).tolist():
         rows = np.flatnonzero(row_linktype == linktype)
         decoder = LINKTYPE_DECODERS.get(linktype)
         if decoder is not None:
@@ -85,7 +108,8 @@ def decode_batch(
         if len(rows):
             decoder(fr, st, rows)
 
-    chunk["payload_hash"][:] = payload_hash(fr, st.payload_off)
+    if "payload_hash" not in skip:
+        chunk["payload_hash"][:] = payload_hash(fr, st.payload_off)
     return chunk
 
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from netdiag.addressbook import AddressBook
 from netdiag.capture.decode import decode_batch
@@ -17,7 +16,9 @@ from netdiag.capture.records import CaptureInfo
 from netdiag.capture.schema import PACKET_COLUMNS, PacketChunk, empty_chunk
 from netdiag.errors import CaptureError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is built: streaming needs none
+    import pandas as pd
+
     from netdiag.capture.reader import Capture
 
 #: bytes of capture file read per batch: bounds the memory of one chunk (tens of MB)
@@ -69,13 +70,18 @@ def _check_linktypes(path: str, info: CaptureInfo, tshark_fallback: bool = False
 
 
 def _decoded_batches(
-    path: str, capture: Capture, book: AddressBook, chunk_bytes: int, tshark_fallback: bool
+    path: str,
+    capture: Capture,
+    book: AddressBook,
+    chunk_bytes: int,
+    tshark_fallback: bool,
+    skip: frozenset[str] = frozenset(),
 ) -> Iterator[PacketChunk]:
     info = capture.info
     _check_linktypes(path, info, tshark_fallback)
     for batch in capture.batches(chunk_bytes):
         _check_linktypes(path, info, tshark_fallback)  # pcapng declares interfaces as it goes
-        chunk = decode_batch(batch, info, book, tshark_fallback)
+        chunk = decode_batch(batch, info, book, tshark_fallback, skip)
         info.decode_errors += int(np.count_nonzero(chunk["decode_error"] >= 0))
         yield chunk
     _check_linktypes(path, info, tshark_fallback)
@@ -86,12 +92,15 @@ def iter_decoded(
     book: AddressBook,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     tshark_fallback: bool = False,
+    skip: frozenset[str] = frozenset(),
 ) -> Iterator[tuple[PacketChunk, CaptureInfo]]:
-    """Decode ``path`` batch by batch, yielding each chunk with the capture facts so far."""
+    """Decode ``path`` batch by batch, yielding each chunk with the capture facts so far.
+
+    ``skip``: columns the caller does not read (see ``decode.SKIPPABLE_COLUMNS``)."""
     from netdiag.capture.reader import open_capture  # the container readers' entry point
 
     with open_capture(path) as capture:
-        for chunk in _decoded_batches(path, capture, book, chunk_bytes, tshark_fallback):
+        for chunk in _decoded_batches(path, capture, book, chunk_bytes, tshark_fallback, skip):
             yield chunk, capture.info
 
 
@@ -196,6 +205,8 @@ def to_dataframe(
 
     ``consume`` empties the chunks while joining them (see ``concat_chunks``).
     """
+    import pandas as pd
+
     chunk = concat_chunks([chunks] if isinstance(chunks, dict) else chunks, consume)
     columns: dict[str, object] = {}
     for col in PACKET_COLUMNS:

@@ -60,6 +60,8 @@ def gather_u32(
             data[first:], shape=(len(data) - stop + 1, width), strides=(1, 1), writeable=False
         )
         rows = window[starts]
+        if list(byte_offsets) == list(range(first, stop, 4)):  # adjacent words: one view
+            return rows.view(dtype).astype(np.uint32)
         for j, offset in enumerate(byte_offsets):
             col = offset - first
             out[:, j] = rows[:, col : col + 4].copy().view(dtype).reshape(n)

@@ -1,8 +1,10 @@
 """Classic libpcap files: micro- and nanosecond magic, either byte order, FCS bits of the link type.
 
-The record walk is the one sequential step: a tight loop reads each record's captured length to
-find where the next one starts and notes the record's offset; everything else (timestamps,
-lengths) is then gathered column-wise with numpy from those offsets.
+The record walk is the one sequential step: each record's captured length says where the next one
+starts. Most of a big chunk is walked in stretches side by side with numpy (``chain_positions``,
+which proves its guesses of where stretches start); the rest, and any chunk it cannot vouch for,
+by a tight loop noting each record's offset. Everything else (timestamps, lengths) is then
+gathered column-wise with numpy from those offsets.
 """
 
 from __future__ import annotations
@@ -38,6 +40,87 @@ _MAGICS: dict[bytes, tuple[str, int, int]] = {
 # the upper bits of the link-type field (pcap spec, "LinkType and additional information")
 _FCS_PRESENT_BIT = 0x04000000
 _FCS_LEN_SHIFT = 28  # 4 bits, FCS length in 16-bit units
+
+
+#: the lockstep walk (``chain_positions``): a walker per stretch of this many bytes, starting
+#: at the first plausible record header within the first _SEARCH_BYTES of its stretch (more
+#: than an Ethernet record, so that most stretches find one)
+_STRETCH_BYTES = 128 * 1024
+_SEARCH_BYTES = 2048
+#: a plausible header's seconds lie this close to the chunk's first record's (a miss only
+#: costs speed: the walker before covers that stretch too)
+_PLAUSIBLE_SECONDS = 24 * 3600
+
+
+def chain_positions(
+    data: np.ndarray, stop: int, rec_len: int, endian: str, unit_ns: int, max_caplen: int
+) -> tuple[np.ndarray, int] | None:
+    """The record starts below ``stop`` of a chunk whose first record starts at byte 0, and
+    the first start at or after ``stop``; None when this way cannot vouch for them.
+
+    The walk from record to record is sequential; here the chunk is cut into stretches
+    walked side by side, one numpy step moving every walker one record on. Walker 0 starts
+    at 0, every other one at the first byte of its stretch that looks like a record header
+    (seconds near the first record's, sub-second part below a second, captured length
+    believable and not above the wire length, and the same for the header it leads to). A
+    guess is only trusted because the walker before lands on it exactly: then, from 0 on,
+    every walker's start and every record it finds lie on the one chain of records. A walker
+    missing its successor's start, or any length over ``max_caplen`` (a lying length, which
+    the plain walk reports), gives None. ``stop + rec_len + max_caplen <= len(data)``.
+    """
+    n_stretch = stop // _STRETCH_BYTES
+    if n_stretch < 4:
+        return None
+    words = np.ndarray((len(data) - 3,), dtype=endian + "u4", buffer=data, strides=(1,))
+    sec0 = int(words[0])
+    frac_limit = 1_000_000_000 // unit_ns
+
+    def plausible(at: np.ndarray) -> np.ndarray:
+        ok = np.abs(words[at].astype(np.int64) - sec0) <= _PLAUSIBLE_SECONDS
+        ok &= words[at + 4] < frac_limit
+        caplen = words[at + 8]
+        ok &= (caplen <= words[at + 12]) & (caplen <= max_caplen)
+        return ok  # type: ignore[no-any-return]
+
+    # the guesses; seconds first, on a strided view of every stretch's first bytes (no copy)
+    first = np.arange(1, n_stretch, dtype=np.int64) * _STRETCH_BYTES
+    window = np.lib.stride_tricks.as_strided(
+        words[_STRETCH_BYTES:],
+        shape=(n_stretch - 1, _SEARCH_BYTES),
+        strides=(_STRETCH_BYTES, 1),
+        writeable=False,
+    )
+    low = np.array((sec0 - _PLAUSIBLE_SECONDS) & 0xFFFFFFFF, dtype=words.dtype)
+    near = (window - low) <= np.uint32(2 * _PLAUSIBLE_SECONDS)  # wraps: both bounds at once
+    rows, cols = np.nonzero(near)
+    at = first[rows] + cols
+    fine = plausible(at)
+    after = at + rec_len + words[at + 8].astype(np.int64)
+    fine &= after < stop
+    fine[fine] = plausible(after[fine])
+    rows, at = rows[fine], at[fine]
+    keep = np.r_[True, rows[1:] != rows[:-1]] if len(rows) else np.zeros(0, dtype=bool)
+    starts = np.r_[np.int64(0), at[keep]]
+    limits = np.r_[starts[1:], np.int64(stop)]
+
+    # the walkers still walking: where they are, where they must stop, which they are
+    final = np.empty(len(starts), dtype=np.int64)
+    cur, limit, walker = starts, limits, np.arange(len(starts))
+    found: list[np.ndarray] = []
+    longest = 0
+    while len(cur):
+        found.append(cur)
+        caplen = words[cur + 8]
+        longest = max(longest, int(caplen.max()))
+        cur = cur + rec_len + caplen
+        done = cur >= limit
+        if done.any():
+            final[walker[done]] = cur[done]
+            going = ~done
+            cur, limit, walker = cur[going], limit[going], walker[going]
+    if longest > max_caplen or np.any(final[:-1] != limits[:-1]):
+        return None
+    return np.sort(np.concatenate(found)), int(final[-1])
 
 
 class PcapReader(ContainerReader):
@@ -83,22 +166,60 @@ class PcapReader(ContainerReader):
         self._unit_ns = unit_ns
         self._rec_len = rec_len
         self._caplen_at = struct.Struct(e + "I")
+        self._caplen_in_header = struct.Struct(e + "8xI")
         self._max_caplen = max_record_bytes(linktype)
 
     def _walk(self, buf: bytearray | memoryview, data: np.ndarray, base_offset: int) -> WalkResult:
         rec_len = self._rec_len
         unpack_caplen = self._caplen_at.unpack_from
+        caplen_of = self._caplen_in_header.unpack_from  # the same field, from the header start
         end = len(buf)
         pos = 0
         starts: list[int] = []
         append = starts.append
+        # Most of a big chunk: walked in stretches side by side, when that can vouch for the
+        # records it finds (else, and for the rest, the loops below do it record by record).
+        head = np.zeros(0, dtype=np.int64)
+        fast = chain_positions(
+            data,
+            end - rec_len - self._max_caplen,
+            rec_len,
+            self._endian,
+            self._unit_ns,
+            self._max_caplen,
+        )
+        if fast is not None:
+            head, pos = fast
         # The hot loop: only the captured length decides where the next record starts. Up to
-        # ``safe`` any believable record fits in the buffer, so the loop need not check that;
-        # a lying length jumps past the end and is caught column-wise below.
+        # ``safe`` any 8 believable records fit in the buffer, so the loop need not check that
+        # (and is unrolled 8 times: the loop test costs as much as a step); a lying length
+        # jumps ahead, and is caught column-wise below. A jump past the buffer's end makes the
+        # next read fail: the position appended for it is then dropped.
+        safe = end - 8 * (rec_len + self._max_caplen)
+        try:
+            while pos < safe:
+                append(pos)
+                pos += rec_len + caplen_of(buf, pos)[0]
+                append(pos)
+                pos += rec_len + caplen_of(buf, pos)[0]
+                append(pos)
+                pos += rec_len + caplen_of(buf, pos)[0]
+                append(pos)
+                pos += rec_len + caplen_of(buf, pos)[0]
+                append(pos)
+                pos += rec_len + caplen_of(buf, pos)[0]
+                append(pos)
+                pos += rec_len + caplen_of(buf, pos)[0]
+                append(pos)
+                pos += rec_len + caplen_of(buf, pos)[0]
+                append(pos)
+                pos += rec_len + caplen_of(buf, pos)[0]
+        except struct.error:
+            starts.pop()
         safe = end - rec_len - self._max_caplen
         while pos < safe:
             append(pos)
-            pos += rec_len + unpack_caplen(buf, pos + 8)[0]
+            pos += rec_len + caplen_of(buf, pos)[0]
         while pos + rec_len <= end:
             nxt = pos + rec_len + unpack_caplen(buf, pos + 8)[0]
             if nxt > end:
@@ -106,8 +227,8 @@ class PcapReader(ContainerReader):
             append(pos)
             pos = nxt
 
-        n = len(starts)
-        pos_arr = np.array(starts, dtype=np.int64)
+        pos_arr = np.concatenate([head, np.array(starts, dtype=np.int64)])
+        n = len(pos_arr)
         fields = self._header_fields(data, pos_arr)
         caplen = fields[:, 2]
         stop = False

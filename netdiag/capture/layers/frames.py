@@ -10,8 +10,9 @@ are discarded by the same check.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
-import pandas as pd
 
 from netdiag.addressbook import AddressBook
 from netdiag.capture.schema import PacketChunk
@@ -153,15 +154,60 @@ class Room:
         return None if width <= self.least else self.left >= width
 
 
-def _interned(values: np.ndarray, ok: Mask, intern) -> np.ndarray:  # type: ignore[no-untyped-def]
+class _CodeCache:
+    """A direct-mapped cache from address values (uint64) to an AddressBook's codes.
+
+    Packets of a capture repeat a few addresses many times: one hashed gather per value finds
+    most of them here, and only the misses (new values, or values whose slot another value
+    took) go through ``np.unique`` and the book. Codes never change, so a cached code stays
+    right for every later chunk; a key is only trusted when the slot holds that exact value.
+    """
+
+    BITS = 16
+    _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)  # no address is 2**64 - 1 (IPv4 and MAC are narrower)
+    _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+
+    def __init__(self) -> None:
+        self.keys = np.full(1 << self.BITS, self._EMPTY, dtype=np.uint64)
+        self.codes = np.full(1 << self.BITS, -1, dtype=np.int32)
+
+    def lookup(self, values: np.ndarray, intern) -> np.ndarray:  # type: ignore[no-untyped-def]
+        """Codes of ``values`` (uint64); ``intern`` gives the book's codes of distinct values."""
+        slot = ((values * self._MULTIPLIER) >> np.uint64(64 - self.BITS)).astype(np.intp)
+        codes = self.codes[slot]
+        missed = np.flatnonzero(self.keys[slot] != values)
+        if len(missed):
+            uniques, inverse = np.unique(values[missed], return_inverse=True)
+            new = np.asarray(intern(uniques), dtype=np.int32)
+            codes[missed] = new[inverse.ravel()]
+            at = ((uniques * self._MULTIPLIER) >> np.uint64(64 - self.BITS)).astype(np.intp)
+            self.keys[at] = uniques  # a slot wanted by two new values keeps one of them
+            stored = self.keys[at] == uniques
+            self.codes[at[stored]] = new[stored]
+        return codes
+
+
+#: per address book, one cache per kind of value ("ip4", "mac")
+_CACHES: weakref.WeakKeyDictionary[AddressBook, dict[str, _CodeCache]] = weakref.WeakKeyDictionary()
+
+
+def _cache_of(book: AddressBook, kind: str) -> _CodeCache:
+    caches = _CACHES.get(book)
+    if caches is None:
+        caches = _CACHES[book] = {}
+    cache = caches.get(kind)
+    if cache is None:
+        cache = caches[kind] = _CodeCache()
+    return cache
+
+
+def _interned(values: np.ndarray, ok: Mask, intern, cache: _CodeCache) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Codes of ``values`` (-1 where not ok), interning each distinct value only once.
 
-    pandas' hash factorization finds the distinct values in one pass; the AddressBook then only
-    sees the (few) distinct ones.
+    The cache answers for values seen before; the AddressBook only sees the new distinct ones.
     """
     present = values if ok is None else values[ok]
-    inverse, uniques = pd.factorize(present, sort=False)
-    codes = intern(np.asarray(uniques))[inverse]
+    codes = cache.lookup(present.astype(np.uint64, copy=False), intern)
     if ok is None:
         return codes
     out = np.full(len(values), -1, dtype=np.int32)
@@ -172,10 +218,14 @@ def _interned(values: np.ndarray, ok: Mask, intern) -> np.ndarray:  # type: igno
 class DecodeState:
     """Per-row decoding progress handed from one layer to the next, plus the chunk being filled."""
 
-    def __init__(self, chunk: PacketChunk, book: AddressBook) -> None:
+    def __init__(
+        self, chunk: PacketChunk, book: AddressBook, skip: frozenset[str] = frozenset()
+    ) -> None:
         n = len(chunk["frame"])
         self.chunk = chunk
         self.book = book
+        #: columns the caller does not read (see ``decode.SKIPPABLE_COLUMNS``): left absent
+        self.skip = skip
         #: network protocol as an ethertype (also for link types without one), -1 unknown
         self.net = np.full(n, _ABSENT, dtype=np.int64)
         #: record-relative offset of the network header, -1 none
@@ -198,7 +248,9 @@ class DecodeState:
             col[idx[ok]] = values[ok]
 
     def put_ip4(self, column: str, idx: np.ndarray, values: np.ndarray, ok: Mask = None) -> None:
-        codes = _interned(values.astype(np.uint32), ok, self.book.intern_ip4)
+        codes = _interned(
+            values.astype(np.uint32), ok, self.book.intern_ip4, _cache_of(self.book, "ip4")
+        )
         self._put_codes(column, idx, codes, ok)
 
     def put_ip6(self, column: str, idx: np.ndarray, raw16: np.ndarray, ok: Mask = None) -> None:
@@ -207,7 +259,9 @@ class DecodeState:
         self._put_codes(column, idx, codes, ok)
 
     def put_mac(self, column: str, idx: np.ndarray, values: np.ndarray, ok: Mask = None) -> None:
-        codes = _interned(values, ok, self.book.intern_mac)
+        if column in self.skip:
+            return
+        codes = _interned(values, ok, self.book.intern_mac, _cache_of(self.book, "mac"))
         self._put_codes(column, idx, codes, ok)
 
     def _put_codes(self, column: str, idx: np.ndarray, codes: np.ndarray, ok: Mask) -> None:

@@ -15,6 +15,8 @@ OPT_END, OPT_NOP, OPT_MSS, OPT_WSCALE, OPT_SACK_PERM, OPT_TIMESTAMP = 0, 1, 2, 3
 _NOP_NOP_TIMESTAMP = 0x0101080A
 #: the most options 40 bytes can hold (all one-byte NOPs)
 MAX_OPTION_ROUNDS = 40
+#: the columns the option walk fills (it is skipped when the caller reads none of them)
+TCP_OPTION_COLUMNS = ("tcp_mss", "tcp_wscale", "tcp_sack_perm", "tcp_ts_val", "tcp_ts_ecr")
 
 
 def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
@@ -28,7 +30,8 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     st.put("sport", idx, ports >> 16, room.has(2))
     st.put("dport", idx, ports & 0xFFFF, room.has(4))
     # 0 = "a TCP header without the option", for every segment that has any TCP bytes
-    st.chunk["tcp_sack_perm"][idx[st.ip_end[idx] > st.l4_off[idx]]] = 0
+    if "tcp_sack_perm" not in st.skip:
+        st.chunk["tcp_sack_perm"][idx[st.ip_end[idx] > st.l4_off[idx]]] = 0
     # Like Wireshark, nothing after the ports is trusted unless everything up to the window
     # (the fields it reads before showing any) was captured.
     fixed = room.has(TCP_HEADER_LEN)
@@ -53,6 +56,8 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     whole = usable & (header_len <= room.left)
     st.fail(idx[usable & ~whole], "truncated TCP options")
     st.payload_off[idx] = np.where(whole, st.l4_off[idx] + header_len, -1)
+    if st.skip.issuperset(TCP_OPTION_COLUMNS):
+        return
     has_options = usable & (header_len > TCP_HEADER_LEN)
     _walk_options(
         fr,

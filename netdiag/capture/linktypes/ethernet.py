@@ -27,7 +27,8 @@ def decode(fr: Frames, st: DecodeState, idx: np.ndarray) -> None:
     room = Room(base, fr.limit(idx))
     # two 8-byte reads give both addresses and the ethertype
     src_type = fr.u64(base + 6)
-    st.put_mac("eth_dst", idx, fr.u64(base) >> np.uint64(16), room.has(6))
+    if "eth_dst" not in st.skip:
+        st.put_mac("eth_dst", idx, fr.u64(base) >> np.uint64(16), room.has(6))
     st.put_mac("eth_src", idx, src_type >> np.uint64(16), room.has(12))
     ethertype = (src_type & np.uint64(0xFFFF)).astype(np.int64)
     has_type = room.has(ETH_HEADER_LEN)
