@@ -167,17 +167,31 @@ def _right_aligned(cells: np.ndarray) -> tuple[np.ndarray, int]:
 
 @one_line_errors
 def flows_command(
-    capture: str = typer.Argument(..., help="Capture file."),
+    captures: list[str] = typer.Argument(
+        ..., help="Capture file; several are capture points of one incident."
+    ),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
     output: str | None = typer.Option(None, "-o", "--output", help="Write to FILE."),
+    points: list[str] = typer.Option(
+        None, "--point", help="Name a capture point: NAME=FILE (repeatable)."
+    ),
 ) -> None:
-    """Bidirectional flows with Zeek's conn_state and history, Community ID, RTT, retransmissions."""
+    """Bidirectional flows with Zeek's conn_state and history, Community ID, RTT, retransmissions.
+
+    With several captures, one table of all their flows, each with its capture point, the
+    connection it belongs to across the points, the taps that saw it and the tuples its
+    connection had elsewhere (before or after a rewrite).
+    """
     if fmt not in FLOW_FORMATS:
         error_line(f"--format must be one of {', '.join(FLOW_FORMATS)}, not {fmt!r}")
         raise typer.Exit(EXIT_INPUT_ERROR)
     if fmt == "parquet" and output in (None, "-"):
         error_line("--format parquet needs -o FILE")
         raise typer.Exit(EXIT_INPUT_ERROR)
+    if len(captures) > 1 or points:
+        _points_flows(captures, list(points or []), fmt, output)
+        raise typer.Exit(EXIT_CLEAN)
+    capture = captures[0]
     from netdiag.flows.read import read_flow_columns
 
     _keep_freed_heap()
@@ -202,3 +216,41 @@ def flows_command(
             writer.write(for_export(flow_dataframe(table.columns, table.book)))
             writer.close()
     raise typer.Exit(EXIT_CLEAN)
+
+
+#: the columns of the `table` format with several capture points
+POINT_TABLE_COLUMNS: tuple[str, ...] = ("point", "conn", "seen_at", *TABLE_COLUMNS[1:7])
+POINT_TABLE_COLUMNS += ("conn_state", "translated")
+
+
+def _points_flows(captures: list[str], points: list[str], fmt: str, output: str | None) -> None:
+    """The flow tables of several capture points, correlated (see netdiag.correlate)."""
+    from netdiag.cli.analyze import parse_points
+    from netdiag.correlate.flowtable import flows_with_points
+    from netdiag.engine.analysis import load_context
+    from netdiag.export import TableWriter, for_export
+
+    names = parse_points(points, captures)
+    for path in names:
+        if path not in captures:
+            captures.append(path)
+    ctx, _problems = load_context(captures, point_names=names)
+    for cap in ctx.captures:
+        warning_lines(cap.path, cap.info.warnings)
+    corr = ctx.correlation
+    if corr is None:  # one capture seen on one link: nothing to correlate
+        table = ctx.captures[0].flows
+    else:
+        table = flows_with_points(corr, [c.flows for c in ctx.captures])
+    with output_stream(output, binary=fmt == "parquet") as out:
+        if fmt == "table":
+            shown = table[[c for c in POINT_TABLE_COLUMNS if c in table.columns]].copy()
+            from netdiag.timefmt import iso_ns
+
+            shown["first_ts_ns"] = [iso_ns(int(t)) for t in shown["first_ts_ns"].to_numpy()]
+            shown = shown.rename(columns={"first_ts_ns": "ts"})
+            out.write(shown.to_string(index=False, justify="left") + "\n")
+        else:
+            writer = TableWriter(out, fmt)
+            writer.write(for_export(table))
+            writer.close()

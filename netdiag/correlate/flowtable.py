@@ -21,12 +21,13 @@ def flows_with_points(corr: Correlation, flows: Sequence[pd.DataFrame]) -> pd.Da
     "" when none differs)."""
     links = corr.connections
     # per connection: its distinct tuples with the taps that saw each
+    ordered = links.sort_values(["conn", "first_t_ref_ns", "capture", "flow_id"])
     per_tuple = (
-        links.assign(first_tap=links["taps"].astype(str).str.split(",").str[0])
-        .drop_duplicates(["conn", "orig"])
-        .sort_values(["conn", "first_t_ref_ns", "capture", "flow_id"])
+        ordered.groupby(["conn", "orig"], sort=False)
+        .agg(taps=("taps", lambda t: ",".join(dict.fromkeys(",".join(t).split(",")))))
+        .reset_index()
     )
-    per_tuple = per_tuple.assign(text=per_tuple["first_tap"] + " " + per_tuple["orig"].astype(str))
+    per_tuple = per_tuple.assign(text=per_tuple["taps"] + " " + per_tuple["orig"].astype(str))
     parts = []
     for capture, table in enumerate(flows):
         mine = links[links["capture"] == capture]
