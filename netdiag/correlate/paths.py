@@ -169,13 +169,14 @@ def _mappings(table: pd.DataFrame, taps: Sequence[Tap], text: Callable[[int], st
         return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
     kind = table["kind"].to_numpy()
     # what a rule rewrites: the destination endpoint (DNAT), the source address (SNAT: its ports
-    # are per connection), or both
+    # are per connection), or both; an ICMP echo's identifier is per ping, not a service port
     rows = []
+    no_port = (kind == "SNAT") | np.isin(table["proto"].to_numpy(), (1, 58))
     keyed = table.assign(
         k_before=np.where(kind == "SNAT", -1, table["b_dst"]),
-        k_bport=np.where(kind == "SNAT", -1, table["b_dport"]),
+        k_bport=np.where(no_port, -1, table["b_dport"]),
         k_after=np.where(kind == "SNAT", -1, table["a_dst"]),
-        k_aport=np.where(kind == "SNAT", -1, table["a_dport"]),
+        k_aport=np.where(no_port, -1, table["a_dport"]),
         s_before=np.where(kind == "DNAT", -1, table["b_src"]),
         s_after=np.where(kind == "DNAT", -1, table["a_src"]),
     )
