@@ -9,11 +9,11 @@ import pandas as pd
 
 from netdiag.correlate.matching import (
     PointInput,
-    _first_sightings,
     build_instances,
     clock_offsets,
     components,
     endpoint_text,
+    first_sightings,
     handshake_edges,
     make_points,
     make_taps,
@@ -32,7 +32,7 @@ def correlate(points: Sequence[PointInput], address_text: Callable[[int], str]) 
     """Match the packets of the points, estimate clocks, link connections, find rewrites."""
     obs_parts = [p.observations for p in points]
     taps = make_taps(points, obs_parts)
-    firsts = [_first_sightings(o) for o in obs_parts]
+    firsts = [first_sightings(o) for o in obs_parts]
     offsets, basis, matches, spread, widest = clock_offsets(firsts)
     del firsts
     tolerance = tolerance_for(widest)

@@ -55,7 +55,7 @@ class PointInput:
 # --- 1. clock offsets -----------------------------------------------------------------------------
 
 
-def _first_sightings(obs: dict[str, np.ndarray]) -> pd.DataFrame:
+def first_sightings(obs: dict[str, np.ndarray]) -> pd.DataFrame:
     """Per signature seen as one packet at this point: its first time and flow (id, direction)."""
     sig = obs["sig"]
     if len(sig) == 0:

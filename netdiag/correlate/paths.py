@@ -331,19 +331,7 @@ def missing_twins(
     rows = []
     if not first_lost.empty:
         info = last_seen.loc[first_lost["group"].to_numpy()]
-        rows.append(
-            pd.DataFrame(
-                {
-                    "capture": info["capture"].to_numpy(),
-                    "frame": info["frame"].to_numpy(),
-                    "tap": info["tap"].to_numpy(),
-                    "conn": first_lost["conn"].to_numpy(),
-                    "direction": np.where(first_lost["cdir"].to_numpy() == 0, "orig", "resp"),
-                    "missing_tap": first_lost["tap"].to_numpy(),
-                    "kind": "lost",
-                }
-            )
-        )
+        rows.append(_missing_rows(info, info["tap"], first_lost, first_lost["tap"], "lost"))
     if not bypassed.empty:
         nxt = bypassed[["group", "conn", "cdir", "tap", "pos"]].merge(
             after_gap.rename(columns={"pos": "seen_pos", "tap": "seen_tap"}), on="group"
@@ -355,37 +343,31 @@ def missing_twins(
         offroute = offroute.sort_values("pos").drop_duplicates("group")
         if not offroute.empty:
             info = last_seen.loc[offroute["group"].to_numpy()]
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "capture": info["capture"].to_numpy(),
-                        "frame": info["frame"].to_numpy(),
-                        "tap": info["tap"].to_numpy(),
-                        "conn": offroute["conn"].to_numpy(),
-                        "direction": np.where(offroute["cdir"].to_numpy() == 0, "orig", "resp"),
-                        "missing_tap": offroute["tap"].to_numpy(),
-                        "kind": "bypassed",
-                    }
-                )
-            )
+            rows.append(_missing_rows(info, info["tap"], offroute, offroute["tap"], "bypassed"))
         if not nxt.empty:
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "capture": nxt["capture"].to_numpy(),
-                        "frame": nxt["frame"].to_numpy(),
-                        "tap": nxt["seen_tap"].to_numpy(),
-                        "conn": nxt["conn"].to_numpy(),
-                        "direction": np.where(nxt["cdir"].to_numpy() == 0, "orig", "resp"),
-                        "missing_tap": nxt["tap"].to_numpy(),
-                        "kind": "bypassed",
-                    }
-                )
-            )
+            rows.append(_missing_rows(nxt, nxt["seen_tap"], nxt, nxt["tap"], "bypassed"))
     if not rows:
         return empty
     out = pd.concat(rows, ignore_index=True)
     return out.sort_values(["capture", "frame", "missing_tap"]).reset_index(drop=True)[columns]
+
+
+def _missing_rows(
+    seen: pd.DataFrame, tap: pd.Series, packet: pd.DataFrame, missing_tap: pd.Series, kind: str
+) -> pd.DataFrame:
+    """Rows of the missing table: where the packet was seen (capture, frame, tap), its
+    connection and direction (from ``packet``), the tap that never saw it."""
+    return pd.DataFrame(
+        {
+            "capture": seen["capture"].to_numpy(),
+            "frame": seen["frame"].to_numpy(),
+            "tap": tap.to_numpy(),
+            "conn": packet["conn"].to_numpy(),
+            "direction": np.where(packet["cdir"].to_numpy() == 0, "orig", "resp"),
+            "missing_tap": missing_tap.to_numpy(),
+            "kind": kind,
+        }
+    )
 
 
 def replies_around_translator(obs: pd.DataFrame, per_conn: pd.DataFrame) -> pd.DataFrame:
