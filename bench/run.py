@@ -3,6 +3,7 @@
     python bench/run.py                 # 1M packets, Ethernet pcap / SLL2 pcap / pcapng, 3 rounds
     python bench/run.py --repeat 5 --all-tools-everywhere
     python bench/run.py --big           # instead: a 10M-packet SLL2 capture, flows and analyze
+    python bench/run.py --baseline DIR  # also `netdiag flows` of the netdiag package in DIR
 
 Captures come from netdiag.synth (deterministic) and are cached in bench/.cache/ under a name
 holding seed, size and a hash of the generator's source. Every command runs as its own process,
@@ -47,6 +48,11 @@ TSHARK_FIELDS = (
     "frame.len",
 )
 
+#: the row of `netdiag flows` from the netdiag package given with --baseline
+BASELINE = "netdiag flows (baseline)"
+#: the rows the targets are judged for
+SUBJECTS = ("netdiag flows", BASELINE)
+
 #: (name, goal, kind): ratio goals are "at least", "at most" for the last two
 TARGETS = (
     ("tshark fields / netdiag flows", 20.0, "min"),
@@ -61,6 +67,8 @@ class Tool:
     name: str
     argv: list[str]  # "{F}" is replaced by the capture path
     ok_codes: tuple[int, ...] = (0,)
+    #: run from this directory with it as PYTHONPATH (an older netdiag tree), else from here
+    tree: str | None = None
 
 
 @dataclass
@@ -119,7 +127,7 @@ def cached_capture(layout: str, packets: int, seed: int, small: bool = False) ->
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 
-def run_once(argv: list[str], ok_codes: tuple[int, ...]) -> Sample:
+def run_once(argv: list[str], ok_codes: tuple[int, ...], tree: str | None = None) -> Sample:
     """Run one process and measure it.
 
     The peak RSS comes from GNU time (%M) when installed: a child forked straight from this
@@ -132,7 +140,10 @@ def run_once(argv: list[str], ok_codes: tuple[int, ...]) -> Sample:
         rss_file = CACHE / f".rss-{os.getpid()}"
         cmd = [GNU_TIME, "-f", "%M", "-o", str(rss_file), *argv]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = None if tree is None else {**os.environ, "PYTHONPATH": tree}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tree, env=env
+    )
     assert proc.stderr is not None
     err = proc.stderr.read()  # read before wait4, else a chatty child could block on the pipe
     _, status, usage = os.wait4(proc.pid, 0)
@@ -166,13 +177,12 @@ def netdiag_has(subcommand: str) -> tuple[bool, str]:
     return False, (res.stderr.strip().splitlines() or ["no output"])[-1]
 
 
-def make_tools(has_analyze: bool) -> dict[str, Tool]:
+def make_tools(has_analyze: bool, baseline: str | None = None) -> dict[str, Tool]:
     py = [sys.executable, "-m", "netdiag"]
-    tools = {
-        "netdiag flows": Tool(
-            "netdiag flows", [*py, "flows", "{F}", "--format", "csv", "-o", os.devnull]
-        ),
-    }
+    flows = [*py, "flows", "{F}", "--format", "csv", "-o", os.devnull]
+    tools = {"netdiag flows": Tool("netdiag flows", flows)}
+    if baseline:
+        tools[BASELINE] = Tool(BASELINE, flows, tree=str(Path(baseline).resolve()))
     if has_analyze:
         tools["netdiag analyze"] = Tool(
             "netdiag analyze", [*py, "analyze", "{F}", "-o", os.devnull, "--fail-on", "never"]
@@ -224,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         "and netdiag analyze (peak RSS), with tcpdump for reference; one run each",
     )
     ap.add_argument("--big-packets", type=int, default=10_000_000)
+    ap.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also time `netdiag flows` of the netdiag package in DIR (e.g. `git archive HEAD "
+        "netdiag | tar -x -C DIR`), in the same rounds: before/after under the same load",
+    )
     args = ap.parse_args(argv)
 
     has_flows, why = netdiag_has("flows")
@@ -236,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     has_analyze, _ = netdiag_has("analyze")
-    tools = make_tools(has_analyze)
+    tools = make_tools(has_analyze, args.baseline)
     if not has_flows:
         tools.pop("netdiag flows")
     if args.big:
@@ -266,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             tool = tools[name]
             cmd = [str(caps[f][0]) if a == "{F}" else a for a in tool.argv]
-            sample = run_once(cmd, tool.ok_codes)
+            sample = run_once(cmd, tool.ok_codes, tool.tree)
             if sample.failure:
                 res.failure = sample.failure
                 continue
@@ -336,11 +352,12 @@ def report(
         "| measured (CPU) | goal | met (wall) |"
     )
     out.append("|---|---|---:|---:|---:|---|")
-    for f in dict.fromkeys(f for f, _ in plan):
-        nd = results.get((f, "netdiag flows"))
+    for f, subject in ((f, s) for f in dict.fromkeys(f for f, _ in plan) for s in SUBJECTS):
+        nd = results.get((f, subject))
         if nd is None or not nd.samples:
             continue
         for target, goal, kind in TARGETS:
+            target = target.replace("netdiag flows", subject)
             if target.endswith("RSS MB"):
                 rss = max(s.rss_mb for s in nd.samples)
                 values: tuple[float | None, float | None] = (rss, None)

@@ -6,8 +6,10 @@ numbering; interfaces are kept in one global list (``CaptureInfo.interfaces``, e
 (name resolution, statistics, decryption secrets, custom blocks...) are skipped.
 
 As for classic pcap, the sequential walk only notes where each block starts; the fields of
-Enhanced Packet Blocks, by far the most common, are then gathered column-wise with numpy. The rare
-Simple and obsolete Packet Blocks are decoded one by one while walking.
+Enhanced Packet Blocks, by far the most common, are then gathered column-wise with numpy. Long
+runs of Enhanced Packet Blocks are walked in stretches side by side (``chain_epbs``, which proves
+its guesses of where stretches start); anything else (other blocks, odd lengths) by a loop that
+notes each block. The rare Simple and obsolete Packet Blocks are decoded one by one while walking.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 
 from netdiag.capture.formats.base import (
     LARGE_RECORD_BYTES,
+    MAX_RECORD_BYTES,
     ContainerReader,
     RecordColumns,
     WalkResult,
@@ -109,6 +112,87 @@ class Timescale:
         return ns
 
 
+#: the lockstep walk (``chain_epbs``), in 32-bit words: a walker per stretch of this many words,
+#: starting at the first plausible Enhanced Packet Block within the first _SEARCH_WORDS of its
+#: stretch (more than a full-size Ethernet block, so that most stretches find one)
+_STRETCH_WORDS = 4 * 1024
+_SEARCH_WORDS = 512
+#: the longest block the lockstep walk steps over; a longer one (a lie, or a huge record of a
+#: USB capture) is left to the plain walk, which reports or reads it
+_FAST_MAX_BLOCK = MAX_RECORD_BYTES + 64 * 1024
+
+
+def chain_epbs(words: np.ndarray, stop: int) -> tuple[np.ndarray, int] | None:
+    """The starts (in words) below ``stop`` of a run of Enhanced Packet Blocks that starts at
+    word 0, and the first block start at or after ``stop``; None when this way cannot vouch
+    for them.
+
+    ``words`` is the chunk from a block start on, as 32-bit words in the section's byte order
+    (pcapng blocks are 4-byte aligned), with ``stop + _FAST_MAX_BLOCK // 4 <= len(words)``.
+    As ``pcap.chain_positions`` does for records, the run is cut into stretches walked side by
+    side, one numpy step moving every walker one block on. Walker 0 starts at word 0, every
+    other one at the first word of its stretch that looks like an Enhanced Packet Block (type,
+    a believable length, a trailer repeating it, and so does the block it leads to). A guess is
+    only trusted because the walker before lands on it exactly. Any block that is not an
+    Enhanced Packet Block of a believable, aligned length gives None: sections, interfaces,
+    other blocks and lies are the plain walk's business.
+    """
+    n_stretch = stop // _STRETCH_WORDS
+    if n_stretch < 4:
+        return None
+
+    def plausible(at: np.ndarray) -> np.ndarray:
+        length = words[at + 1].astype(np.int64)
+        ok = (words[at] == EPB_TYPE) & (length >= EPB_FIXED) & (length <= _FAST_MAX_BLOCK)
+        ok &= (length & 3) == 0
+        ok[ok] = words[at[ok] + (length[ok] >> 2) - 1] == length[ok]
+        return ok  # type: ignore[no-any-return]
+
+    # the guesses: EPB type words in every stretch's first words (a strided view, no copy)
+    first = np.arange(1, n_stretch, dtype=np.int64) * _STRETCH_WORDS
+    window = np.lib.stride_tricks.as_strided(
+        words[_STRETCH_WORDS:],
+        shape=(n_stretch - 1, _SEARCH_WORDS),
+        strides=(_STRETCH_WORDS * words.itemsize, words.itemsize),
+        writeable=False,
+    )
+    hits = np.flatnonzero(window == EPB_TYPE)  # faster than a 2-D nonzero
+    rows, cols = hits // _SEARCH_WORDS, hits % _SEARCH_WORDS
+    at = first[rows] + cols
+    fine = plausible(at)
+    after = at + (words[at + 1].astype(np.int64) >> 2)
+    fine &= after < stop
+    fine[fine] = plausible(after[fine])
+    rows, at = rows[fine], at[fine]
+    keep = np.r_[True, rows[1:] != rows[:-1]] if len(rows) else np.zeros(0, dtype=bool)
+    starts = np.r_[np.int64(0), at[keep]]
+    limits = np.r_[starts[1:], np.int64(stop)]
+
+    # the walkers still walking: where they are, where they must stop, which they are; each
+    # step only guards against lengths that would not move on (the rest is checked once after)
+    final = np.empty(len(starts), dtype=np.int64)
+    cur, limit, walker = starts, limits, np.arange(len(starts))
+    found: list[np.ndarray] = []
+    while len(cur):
+        found.append(cur)
+        length = words[cur + 1]
+        if length.min() < EPB_FIXED:
+            return None
+        cur = cur + (length >> 2)
+        done = cur >= limit
+        if done.any():
+            final[walker[done]] = cur[done]
+            going = ~done
+            cur, limit, walker = cur[going], limit[going], walker[going]
+    if np.any(final[:-1] != limits[:-1]):
+        return None
+    blocks = np.sort(np.concatenate(found))
+    length = words[blocks + 1]
+    if np.any(words[blocks] != EPB_TYPE) or np.any((length > _FAST_MAX_BLOCK) | (length & 3 != 0)):
+        return None
+    return blocks, int(final[-1])
+
+
 def parse_options(
     block: bytes | bytearray | memoryview, start: int, end: int, e: str
 ) -> list[tuple[int, bytes]]:
@@ -140,6 +224,45 @@ def _text(value: bytes) -> str:
 
 def _comments(options: list[tuple[int, bytes]]) -> list[str]:
     return [_text(v) for code, v in options if code == OPT_COMMENT and v.strip(b"\x00")]
+
+
+def _u16_at(data: np.ndarray, at: np.ndarray, e: str) -> np.ndarray:
+    first, second = data[at].astype(np.int64), data[at + 1].astype(np.int64)
+    return (first | second << 8) if e == "<" else (first << 8 | second)  # type: ignore[no-any-return]
+
+
+def _option_comments(
+    data: np.ndarray, start: np.ndarray, end: np.ndarray, e: str
+) -> tuple[np.ndarray, list[str]]:
+    """The comments of blocks whose options lie in ``[start, end)`` (``end - start >= 4``):
+    which blocks (indices into ``start``) have any, and their text, as ``parse_options`` and
+    ``_comments`` give it.
+
+    The usual case, one comment and nothing more, is recognised column-wise and its text cut
+    out directly; other option lists are parsed one by one.
+    """
+    code, size = _u16_at(data, start, e), _u16_at(data, start + 2, e)
+    value_end = start + 4 + size
+    following = start + 4 + ((size + 3) & ~3)
+    more = following + 4 <= end
+    more[more] = _u16_at(data, following[more], e) != OPT_ENDOFOPT
+    lone = (code == OPT_COMMENT) & (value_end <= end) & ~more
+    general = ~lone & (code != OPT_ENDOFOPT)
+    rows: list[int] = []
+    texts: list[str] = []
+    raw = data.data
+    for row, (at, stop) in enumerate(zip(start.tolist(), value_end.tolist(), strict=True)):
+        if lone[row]:
+            value = bytes(raw[at + 4 : stop])
+            if value.strip(b"\x00"):
+                rows.append(row)
+                texts.append(_text(value))
+        elif general[row]:
+            found = _comments(parse_options(raw, at, int(end[row]), e))
+            if found:
+                rows.append(row)
+                texts.append("; ".join(found))
+    return np.array(rows, dtype=np.int64), texts
 
 
 class PcapngReader(ContainerReader):
@@ -221,14 +344,28 @@ class PcapngReader(ContainerReader):
         end = len(buf)
         pos = 0
         frames_done = 0  # records of this chunk in finished runs
+        # the packet blocks of the current run: ``walked`` (arrays from the lockstep walk and
+        # lists from the loop, in order) then ``starts``; ``noted`` blocks are in ``walked``
+        walked: list[np.ndarray] = []
+        noted = 0
         starts: list[int] = []
         specials: dict[int, tuple[int, int, int, int | None, int, str]] = {}
         need = 8
         cut_reason = "block header incomplete"
         stop = False
+        lockstep = True  # until the lockstep walk fails once in this chunk
         warnings = self.info.warnings
         stop_note = len(warnings)  # where the walk's own reason to stop (if any) is noted
         while pos + 8 <= end:
+            if lockstep:
+                fast = self._lockstep(data, pos, end)
+                if fast is None:
+                    lockstep = False
+                else:
+                    walked += [np.array(starts, dtype=np.int64), fast[0]]
+                    noted += len(starts) + len(fast[0])
+                    starts = []
+                    pos = fast[1]
             append = starts.append
             unpack_head = self._block_head.unpack_from
             # The hot loop: Enhanced Packet Blocks are only noted; checked column-wise later.
@@ -242,7 +379,7 @@ class PcapngReader(ContainerReader):
             if pos + 8 > end:
                 break
             stop_note = len(warnings)
-            frame = self.next_frame + frames_done + len(starts)
+            frame = self.next_frame + frames_done + noted + len(starts)
             btype, length = unpack_head(buf, pos)
             if btype == SHB_TYPE:
                 if pos + 12 > end:
@@ -271,10 +408,12 @@ class PcapngReader(ContainerReader):
                 cut_reason = f"block of {length} bytes incomplete"
                 break
             if btype == SHB_TYPE:
-                run, ok = self._finish_run(data, starts, specials, base_offset, frame - len(starts))
+                run, ok = self._finish_run(
+                    data, walked + [starts], specials, base_offset, frame - noted - len(starts)
+                )
                 runs.append(run)
                 frames_done += len(run.offsets)
-                starts, specials = [], {}
+                walked, noted, starts, specials = [], 0, [], {}
                 if not ok:
                     return WalkResult(runs, consumed=pos, need=0, stop=True)
                 if not self._next_section(buf, pos, length, e, frame, base_offset):
@@ -293,11 +432,11 @@ class PcapngReader(ContainerReader):
                 if record is None:
                     stop = True
                     break
-                specials[len(starts)] = record
+                specials[noted + len(starts)] = record
                 starts.append(pos)
             pos += length
         run, ok = self._finish_run(
-            data, starts, specials, base_offset, self.next_frame + frames_done
+            data, walked + [starts], specials, base_offset, self.next_frame + frames_done
         )
         runs.append(run)
         if not ok:
@@ -307,6 +446,19 @@ class PcapngReader(ContainerReader):
                 del warnings[stop_note:-1]
             stop = True
         return WalkResult(runs, consumed=pos, need=need, stop=stop, cut_short_reason=cut_reason)
+
+    def _lockstep(self, data: np.ndarray, pos: int, end: int) -> tuple[np.ndarray, int] | None:
+        """The Enhanced Packet Blocks from ``pos`` on found by ``chain_epbs`` (byte positions)
+        and where the walk goes on; None when it cannot vouch for them."""
+        count = (end - pos) // 4
+        stop = count - _FAST_MAX_BLOCK // 4
+        if stop < 4 * _STRETCH_WORDS or pos & 3:
+            return None
+        words = data[pos : pos + 4 * count].view(self._e + "u4")
+        found = chain_epbs(words, stop)
+        if found is None:
+            return None
+        return found[0] * 4 + pos, found[1] * 4 + pos
 
     def _next_section(
         self,
@@ -434,24 +586,37 @@ class PcapngReader(ContainerReader):
     def _finish_run(
         self,
         data: np.ndarray,
-        starts: list[int],
+        starts: list[np.ndarray | list[int]],
         specials: dict[int, tuple[int, int, int, int | None, int, str]],
         base_offset: int,
         first_frame: int,
     ) -> tuple[RecordColumns, bool]:
-        """Column-wise fields and checks of the packet blocks found in one section's run.
+        """Column-wise fields and checks of the packet blocks found in one section's run
+        (``starts``: their positions, in pieces).
 
         Returns the records up to the first bad one and False when there was a bad one (its
         warning is in ``info.warnings``).
         """
-        n = len(starts)
-        pos = np.array(starts, dtype=np.int64)
+        pos = np.concatenate([np.asarray(part, dtype=np.int64) for part in starts])
+        n = len(pos)
         e = self._e
         # block length, interface, ts high, ts low, caplen, origlen of every block as if an EPB
         # (a short simple packet block at the very end of the chunk has fewer: clipped garbage)
-        words = gather_u32(data, pos, [4, 8, 12, 16, 20, 24], e + "u4").astype(np.int64)
-        length, local, caplen = words[:, 0], words[:, 1], words[:, 4]
-        trailer = gather_u32(data, pos + length - 4, [0], e + "u4").reshape(n)
+        # Blocks are 4-byte aligned up to the first misaligned length (reported below, before
+        # any trailer), so one word view serves, unless a short block ends the buffer.
+        count = len(data) // 4
+        if n and int(pos.max()) + 28 <= 4 * count:
+            all_words = data[: 4 * count].view(e + "u4")
+            fields = np.lib.stride_tricks.as_strided(
+                all_words[1:], shape=(count - 6, 6), strides=(4, 4), writeable=False
+            )
+            words = fields[pos >> 2].astype(np.int64)
+            length, local, caplen = words[:, 0], words[:, 1], words[:, 4]
+            trailer = all_words[np.clip((pos + length - 4) >> 2, 0, count - 1)]
+        else:
+            words = gather_u32(data, pos, [4, 8, 12, 16, 20, 24], e + "u4").astype(np.int64)
+            length, local, caplen = words[:, 0], words[:, 1], words[:, 4]
+            trailer = gather_u32(data, pos + length - 4, [0], e + "u4").reshape(n)
         is_epb = np.ones(n, dtype=bool)
         if specials:
             is_epb[list(specials)] = False
@@ -514,7 +679,8 @@ class PcapngReader(ContainerReader):
                 comments[row] = comment
         has_ts = np.ones(n, dtype=bool)
         has_ts[spb_rows] = False
-        for glob in np.unique(iface[has_ts]).tolist():
+        present = np.bincount(iface[has_ts], minlength=len(self._timescales))
+        for glob in np.flatnonzero(present).tolist():
             rows = has_ts & (iface == glob)
             ts_ns[rows] = self._timescales[glob].to_ns(units[rows])
         for row in sorted(spb_rows):  # no timestamp of its own: the previous packet's
@@ -525,11 +691,11 @@ class PcapngReader(ContainerReader):
         # EPB options: only blocks longer than their packet data have any; comments are rare
         opt_start = pos + 28 + ((caplen + 3) & ~3)
         with_options = np.flatnonzero(is_epb & (pos + length - 4 - opt_start >= 4))
-        for row in with_options.tolist():
-            start, stop = int(opt_start[row]), int(pos[row] + length[row] - 4)
-            found = _comments(parse_options(data.data, start, stop, e))
-            if found:
-                comments[row] = "; ".join(found)
+        if len(with_options):
+            found = _option_comments(
+                data, opt_start[with_options], (pos + length - 4)[with_options], e
+            )
+            comments.update(zip(with_options[found[0]].tolist(), found[1], strict=True))
         run = RecordColumns(
             offsets=offsets,
             caplen=caplen,
