@@ -12,7 +12,6 @@ from netdiag.correlate.matching import (
     build_instances,
     clock_offsets,
     components,
-    endpoint_text,
     first_sightings,
     handshake_edges,
     make_points,
@@ -36,8 +35,7 @@ def correlate(points: Sequence[PointInput], address_text: Callable[[int], str]) 
     offsets, basis, matches, spread, widest = clock_offsets(firsts)
     del firsts
     tolerance = tolerance_for(widest)
-    obs = _observation_frame(obs_parts, taps, offsets)
-    obs = build_instances(obs, tolerance)
+    obs = build_instances(_observation_columns(obs_parts, taps, offsets), tolerance)
     flows = [p.flows for p in points]
     node_base = np.r_[0, np.cumsum([len(f) for f in flows])].astype(np.int64)
     node = _flow_nodes(obs, node_base)
@@ -173,26 +171,43 @@ def _flooded(obs: pd.DataFrame, address_text: Callable[[int], str]) -> np.ndarra
     return flooded | neighbour  # type: ignore[no-any-return]
 
 
-def _observation_frame(
+def _tuple_texts(flows: pd.DataFrame) -> np.ndarray:
+    """ "orig_h:orig_p > resp_h:resp_p" of every flow (IPv6 in brackets), column-wise."""
+
+    def endpoint(host: pd.Series, port: pd.Series) -> pd.Series:
+        text = host.astype(str)
+        text = text.where(~text.str.contains(":", regex=False), "[" + text + "]")
+        return text.where(port.to_numpy() < 0, text + ":" + port.astype(str))
+
+    left = endpoint(flows["orig_h"], flows["orig_p"])
+    right = endpoint(flows["resp_h"], flows["resp_p"])
+    return (left + " > " + right).to_numpy(dtype=object)
+
+
+def _observation_columns(
     parts: Sequence[dict[str, np.ndarray]], taps: Sequence[Tap], offsets: Sequence[int]
-) -> pd.DataFrame:
-    frames = []
+) -> dict[str, np.ndarray]:
+    """The points' observation rows as one set of columns, with capture, tap and the time on
+    the reference clock."""
+    extra: dict[str, list[np.ndarray]] = {"capture": [], "tap": [], "t_ref_ns": []}
     for capture, obs in enumerate(parts):
         mine = [t for t in taps if t.point == capture]
         links = np.array([t.link for t in mine], dtype=np.int64)
-        ids = np.array([t.id for t in mine], dtype=np.int64)
+        ids = np.array([t.id for t in mine], dtype=np.int32)
         order = np.argsort(links)
         tap = (
             ids[order][np.searchsorted(links[order], obs["link"])]
             if len(links)
-            else np.zeros(0, dtype=np.int64)
+            else np.zeros(0, dtype=np.int32)
         )
-        frame = pd.DataFrame({k: v for k, v in obs.items() if k != "link"})
-        frame["capture"] = np.int64(capture)
-        frame["tap"] = tap
-        frame["t_ref_ns"] = obs["ts_ns"] - np.int64(offsets[capture])
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+        extra["capture"].append(np.full(len(obs["sig"]), capture, dtype=np.int32))
+        extra["tap"].append(tap)
+        extra["t_ref_ns"].append(obs["ts_ns"] - np.int64(offsets[capture]))
+    cols = {
+        name: np.concatenate([obs[name] for obs in parts]) for name in parts[0] if name != "link"
+    }
+    cols.update({name: np.concatenate(values) for name, values in extra.items()})
+    return cols
 
 
 def _flow_nodes(obs: pd.DataFrame, node_base: np.ndarray) -> np.ndarray:
@@ -274,16 +289,7 @@ def _connection_table(
             continue
         # flow ids are the flow table's positions (dense, from 0)
         sub = flow_table.iloc[table["flow_id"].to_numpy()[at]]
-        orig[at] = [
-            f"{endpoint_text(str(h), int(p))} > {endpoint_text(str(r), int(q))}"
-            for h, p, r, q in zip(
-                sub["orig_h"].astype(str),
-                sub["orig_p"],
-                sub["resp_h"].astype(str),
-                sub["resp_p"],
-                strict=True,
-            )
-        ]
+        orig[at] = _tuple_texts(sub)
         first[at] = sub["first_ts_ns"].to_numpy() - offsets[capture]
     table["orig"] = orig
     table["first_t_ref_ns"] = first

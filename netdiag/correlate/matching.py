@@ -60,13 +60,11 @@ def first_sightings(obs: dict[str, np.ndarray]) -> pd.DataFrame:
     sig = obs["sig"]
     if len(sig) == 0:
         return pd.DataFrame({"sig": sig, "ts": sig, "flow": sig, "dir": sig})
-    order = np.lexsort((obs["ts_ns"], sig))
-    s = sig[order]
-    t = obs["ts_ns"][order]
-    start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    end = np.r_[start[1:], len(s)] - 1
-    single = (t[end] - t[start]) <= BURST_NS
-    first = order[start[single]]
+    # hashed grouping (no sort): the earliest and latest sighting of each signature
+    times = pd.Series(obs["ts_ns"], copy=False).groupby(sig, sort=False)
+    spans = times.agg(["idxmin", "min", "max"])
+    single = (spans["max"] - spans["min"]).to_numpy() <= BURST_NS
+    first = spans["idxmin"].to_numpy()[single]
     return pd.DataFrame(
         {
             "sig": sig[first],
@@ -174,34 +172,37 @@ def tolerance_for(widest: Sequence[int]) -> int:
 # --- 2. instances ---------------------------------------------------------------------------------
 
 
-def build_instances(obs: pd.DataFrame, tolerance_ns: int) -> pd.DataFrame:
-    """Add ``instance`` (-1 when alone), ``step`` (position in its path) and ``group`` (one id
-    per packet, alone or not) to ``obs``, returned sorted by signature and reference time.
+def build_instances(cols: dict[str, np.ndarray], tolerance_ns: int) -> pd.DataFrame:
+    """The observation table (from its columns), sorted by signature and reference time, with
+    ``instance`` (-1 when alone), ``step`` (position in its path) and ``group`` (one id per
+    packet, alone or not) added.
 
     Observations at one reference time keep the capture order for requests and the reverse for
     replies (flow direction 1): with no measurable transit time, a reply travels back the way
-    the request came.
+    the request came. The rows are gathered once, in their final order.
     """
-    capture = obs["capture"].to_numpy()
-    tie = np.where(obs["flow_dir"].to_numpy() == 1, -capture, capture)
-    order = np.lexsort((tie, obs["t_ref_ns"].to_numpy(), obs["sig"].to_numpy()))
-    obs = obs.iloc[order].reset_index(drop=True)
-    sig = obs["sig"].to_numpy()
-    t = obs["t_ref_ns"].to_numpy()
-    tap = obs["tap"].to_numpy()
-    n = len(obs)
+    capture = cols["capture"]
+    tie = np.where(cols["flow_dir"] == 1, -capture, capture)
+    order = np.lexsort((tie, cols["t_ref_ns"], cols["sig"]))
+    sig = cols["sig"][order]
+    t = cols["t_ref_ns"][order]
+    tap = cols["tap"][order]
+    n = len(order)
     new = np.ones(n, dtype=bool)
     if n > 1:
         new[1:] = (sig[1:] != sig[:-1]) | (t[1:] - t[:-1] > tolerance_ns)
+    del sig, t
     segment = np.cumsum(new) - 1
-    copy = _copy_index(segment, tap, _tuple_key(obs))
+    copy = _copy_index(segment, tap, _tuple_key(cols, order))
     # inside a packet, a higher TTL was seen earlier on its way: routers only decrement it, while
     # two clocks tied by an estimate may disagree by as much as a LAN hop takes
-    ttl = obs["ttl"].to_numpy().astype(np.int64)
+    ttl = cols["ttl"][order].astype(np.int64)
     within = np.lexsort((np.arange(n), -ttl, copy, segment))
-    if not np.array_equal(within, np.arange(n)):
-        obs = obs.iloc[within].reset_index(drop=True)
-        segment, copy = segment[within], copy[within]
+    segment, copy = segment[within], copy[within]
+    perm = order[within]
+    del order, within, ttl, tap
+    # copy=False: the gathered arrays become the columns as they are (no 2-D block copy)
+    obs = pd.DataFrame({name: values[perm] for name, values in cols.items()}, copy=False)
     change = np.r_[True, (segment[1:] != segment[:-1]) | (copy[1:] != copy[:-1])] if n else new
     group = np.cumsum(change) - 1
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if n else np.zeros(0, np.int64)
@@ -215,13 +216,15 @@ def build_instances(obs: pd.DataFrame, tolerance_ns: int) -> pd.DataFrame:
     return obs
 
 
-def _tuple_key(obs: pd.DataFrame) -> np.ndarray:
-    """One integer per observation for its addresses, ports and MACs (equal tuples, equal keys;
-    int64 arithmetic wraps, which only merges keys by accident, never splits equal ones)."""
-    key = obs["src"].to_numpy().astype(np.int64) * 1_000_003 + obs["dst"].to_numpy()
-    key = key * 65_537 + obs["sport"].to_numpy()
-    key = key * 65_537 + obs["dport"].to_numpy()
-    return key * 1_000_003 + obs["eth_src"].to_numpy() * 7919 + obs["eth_dst"].to_numpy()  # type: ignore[no-any-return]
+def _tuple_key(cols: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """One integer per observation (of ``rows``) for its addresses, ports and MACs (equal
+    tuples, equal keys; int64 arithmetic wraps, which only merges keys by accident, never
+    splits equal ones)."""
+    key = cols["src"][rows].astype(np.int64) * 1_000_003 + cols["dst"][rows]
+    key = key * 65_537 + cols["sport"][rows]
+    key = key * 65_537 + cols["dport"][rows]
+    key = key * 1_000_003 + cols["eth_src"][rows].astype(np.int64) * 7919
+    return key + cols["eth_dst"][rows]  # type: ignore[no-any-return]
 
 
 def _copy_index(segment: np.ndarray, tap: np.ndarray, tuple_key: np.ndarray) -> np.ndarray:
@@ -235,10 +238,26 @@ def _copy_index(segment: np.ndarray, tap: np.ndarray, tuple_key: np.ndarray) -> 
     a tap repeats, in time order. The same packet rewritten and sent back out of the link it
     came in on (a load balancer's hairpin) has another tuple: it is not a copy.
     """
+    copy = np.zeros(len(segment), dtype=np.int64)
+    if len(segment) < 2:
+        return copy
+    # only runs where a tap repeats can hold copies: runs of two at two taps (nearly all) cannot
+    starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
+    sizes = np.diff(np.r_[starts, len(segment)])
+    second = np.minimum(starts + 1, len(segment) - 1)
+    maybe = (sizes >= 3) | ((sizes == 2) & (tap[starts] == tap[second]))
+    if not maybe.any():
+        return copy
+    rows = np.flatnonzero(maybe[segment])
+    copy[rows] = _copies_in(segment[rows], tap[rows], tuple_key[rows])
+    return copy
+
+
+def _copies_in(segment: np.ndarray, tap: np.ndarray, tuple_key: np.ndarray) -> np.ndarray:
+    """``_copy_index`` over the runs that may hold copies (whole runs, in order)."""
     n = len(segment)
     copy = np.zeros(n, dtype=np.int64)
-    if n < 2:
-        return copy
+    segment = np.cumsum(np.r_[True, segment[1:] != segment[:-1]]) - 1  # runs numbered from 0
     # previous row of the same segment, tap and tuple (rows are in time order in a segment)
     by = np.lexsort((np.arange(n), tuple_key, tap, segment))
     same = (
