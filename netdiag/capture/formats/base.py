@@ -10,7 +10,7 @@ the file size.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -81,6 +81,45 @@ def gather_u32(
             value |= data[np.minimum(at + b, last)].astype(np.uint32) << np.uint32(shift)
         out[:, j] = value
     return out
+
+
+def lockstep_chain(
+    rows: np.ndarray,
+    guesses: np.ndarray,
+    stop: int,
+    step: Callable[[np.ndarray], np.ndarray | None],
+) -> tuple[np.ndarray, int] | None:
+    """The chain of record starts from 0 to ``stop``, walked in stretches side by side.
+
+    ``guesses`` are plausible record starts, in order, with ``rows`` the stretch each lies in;
+    the first guess of each stretch starts a walker there (walker 0 starts at 0). One numpy step
+    (``step``: positions -> the next records' positions, or None to give up) moves every walker
+    one record on, until each reaches its successor's start. A guess is only trusted because the
+    walker before lands on it exactly: then, from 0 on, every walker's start and every record it
+    finds lie on the one chain. Returns the sorted starts and the first position at or after
+    ``stop``; None when a walker misses its successor's start or ``step`` gives up.
+    """
+    keep = np.r_[True, rows[1:] != rows[:-1]] if len(rows) else np.zeros(0, dtype=bool)
+    starts = np.r_[np.int64(0), guesses[keep]]
+    limits = np.r_[starts[1:], np.int64(stop)]
+    # the walkers still walking: where they are, where they must stop, which they are
+    final = np.empty(len(starts), dtype=np.int64)
+    cur, limit, walker = starts, limits, np.arange(len(starts))
+    found: list[np.ndarray] = []
+    while len(cur):
+        found.append(cur)
+        moved = step(cur)
+        if moved is None:
+            return None
+        cur = moved
+        done = cur >= limit
+        if done.any():
+            final[walker[done]] = cur[done]
+            going = ~done
+            cur, limit, walker = cur[going], limit[going], walker[going]
+    if np.any(final[:-1] != limits[:-1]):
+        return None
+    return np.sort(np.concatenate(found)), int(final[-1])
 
 
 def lying_length_warning(frame: int, offset: int, claimed: int) -> str:

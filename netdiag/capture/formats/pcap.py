@@ -18,6 +18,7 @@ from netdiag.capture.formats.base import (
     RecordColumns,
     WalkResult,
     gather_u32,
+    lockstep_chain,
     lying_length_warning,
     max_record_bytes,
 )
@@ -105,28 +106,18 @@ def chain_positions(
     fine &= after < stop
     fine[fine] = plausible(after[fine])
     rows, at = rows[fine], at[fine]
-    keep = np.r_[True, rows[1:] != rows[:-1]] if len(rows) else np.zeros(0, dtype=bool)
-    starts = np.r_[np.int64(0), at[keep]]
-    limits = np.r_[starts[1:], np.int64(stop)]
-
-    # the walkers still walking: where they are, where they must stop, which they are
-    final = np.empty(len(starts), dtype=np.int64)
-    cur, limit, walker = starts, limits, np.arange(len(starts))
-    found: list[np.ndarray] = []
     longest = 0
-    while len(cur):
-        found.append(cur)
+
+    def step(cur: np.ndarray) -> np.ndarray:
+        nonlocal longest
         caplen = words[cur + 8]
         longest = max(longest, int(caplen.max()))
-        cur = cur + rec_len + caplen
-        done = cur >= limit
-        if done.any():
-            final[walker[done]] = cur[done]
-            going = ~done
-            cur, limit, walker = cur[going], limit[going], walker[going]
-    if longest > max_caplen or np.any(final[:-1] != limits[:-1]):
+        return cur + rec_len + caplen  # type: ignore[no-any-return]
+
+    chain = lockstep_chain(rows, at, stop, step)
+    if chain is None or longest > max_caplen:
         return None
-    return np.sort(np.concatenate(found)), int(final[-1])
+    return chain
 
 
 class PcapReader(ContainerReader):

@@ -26,6 +26,7 @@ from netdiag.capture.formats.base import (
     RecordColumns,
     WalkResult,
     gather_u32,
+    lockstep_chain,
     lying_length_warning,
     max_record_bytes,
 )
@@ -164,33 +165,22 @@ def chain_epbs(words: np.ndarray, stop: int) -> tuple[np.ndarray, int] | None:
     fine &= after < stop
     fine[fine] = plausible(after[fine])
     rows, at = rows[fine], at[fine]
-    keep = np.r_[True, rows[1:] != rows[:-1]] if len(rows) else np.zeros(0, dtype=bool)
-    starts = np.r_[np.int64(0), at[keep]]
-    limits = np.r_[starts[1:], np.int64(stop)]
 
-    # the walkers still walking: where they are, where they must stop, which they are; each
-    # step only guards against lengths that would not move on (the rest is checked once after)
-    final = np.empty(len(starts), dtype=np.int64)
-    cur, limit, walker = starts, limits, np.arange(len(starts))
-    found: list[np.ndarray] = []
-    while len(cur):
-        found.append(cur)
+    def step(cur: np.ndarray) -> np.ndarray | None:
+        # only lengths that would not move on are refused here; the rest is checked once after
         length = words[cur + 1]
         if length.min() < EPB_FIXED:
             return None
-        cur = cur + (length >> 2)
-        done = cur >= limit
-        if done.any():
-            final[walker[done]] = cur[done]
-            going = ~done
-            cur, limit, walker = cur[going], limit[going], walker[going]
-    if np.any(final[:-1] != limits[:-1]):
+        return cur + (length >> 2)  # type: ignore[no-any-return]
+
+    chain = lockstep_chain(rows, at, stop, step)
+    if chain is None:
         return None
-    blocks = np.sort(np.concatenate(found))
+    blocks, final = chain
     length = words[blocks + 1]
     if np.any(words[blocks] != EPB_TYPE) or np.any((length > _FAST_MAX_BLOCK) | (length & 3 != 0)):
         return None
-    return blocks, int(final[-1])
+    return blocks, final
 
 
 def parse_options(
