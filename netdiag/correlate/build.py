@@ -74,7 +74,6 @@ def correlate(points: Sequence[PointInput], address_text: Callable[[int], str]) 
         quotes=quotes,
         tolerance_ns=tolerance,
         stats=stats,
-        _address_text=address_text,
     )
 
 

@@ -10,9 +10,6 @@ import pandas as pd
 
 from netdiag.correlate.model import Correlation
 
-#: the columns added in front of each capture's flow table
-POINT_COLUMNS = ("point", "conn", "seen_at", "translated")
-
 
 def flows_with_points(corr: Correlation, flows: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Every capture's flow table, concatenated, with ``point`` (its capture point), ``conn``

@@ -89,14 +89,10 @@ class Correlation:
     quotes: pd.DataFrame
     tolerance_ns: int  # the time window within which two observations are one packet
     stats: dict[str, int] = field(default_factory=dict)
-    _address_text: Any = field(default=None, repr=False)
 
     # --- lookups -------------------------------------------------------------------------------
     def tap_name(self, tap: int) -> str:
         return self.taps[int(tap)].name
-
-    def point_of(self, capture: int) -> Point:
-        return self.points[int(capture)]
 
     def path(self, capture: int, frame: int) -> pd.DataFrame:
         """The observations of the packet ``capture``/``frame`` at every tap, in travel order
@@ -109,19 +105,6 @@ class Correlation:
         if instance < 0:
             return hit
         return obs[obs["instance"] == instance].sort_values(["step", "capture", "frame"])
-
-    def conn_of(self, capture: int, frame: int) -> int:
-        """The connection of the packet ``capture``/``frame``, -1 when it has none."""
-        obs = self.observations
-        hit = obs.loc[(obs["capture"] == capture) & (obs["frame"] == frame), "conn"]
-        return int(hit.iloc[0]) if len(hit) else -1
-
-    def flows_of_conn(self, conn: int) -> pd.DataFrame:
-        return self.connections[self.connections["conn"] == conn]
-
-    def address(self, code: int) -> str:
-        """The text of an address code (shared address book)."""
-        return str(self._address_text(int(code))) if self._address_text else str(code)
 
     # --- for reports ---------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:

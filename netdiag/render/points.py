@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from netdiag.correlate.narrate import duration
 from netdiag.render.json import display_path
 
 if TYPE_CHECKING:
@@ -44,15 +45,6 @@ def correlation_report(corr: Correlation, base: str | None = None) -> dict[str, 
 
 
 # --- numbers as text ----------------------------------------------------------------------------
-def duration(ns: int, signed: bool = False) -> str:
-    """A delay or offset for people: ms with 3 decimals below a second, s above."""
-    sign = ("+" if ns >= 0 else "-") if signed else ("-" if ns < 0 else "")
-    size = abs(int(ns))
-    if size >= 1_000_000_000:
-        return f"{sign}{size / 1e9:.3f} s"
-    return f"{sign}{size / 1e6:.3f} ms"
-
-
 def offset_text(point: dict[str, Any]) -> str:
     """A point's clock against the reference: "reference", or the offset with what it rests on."""
     basis = str(point["offset_basis"])
