@@ -230,10 +230,7 @@ def _points_flows(captures: list[str], points: list[str], fmt: str, output: str 
     from netdiag.engine.analysis import load_context
     from netdiag.export import TableWriter, for_export
 
-    names = parse_points(points, captures)
-    for path in names:
-        if path not in captures:
-            captures.append(path)
+    names = parse_points(points, captures)  # appends a FILE not among the captures
     ctx, _problems = load_context(captures, point_names=names)
     for cap in ctx.captures:
         warning_lines(cap.path, cap.info.warnings)

@@ -60,9 +60,11 @@ class Correlation:
     connections: one row per (connection, capture, flow): conn, capture, flow_id, taps (names
         joined by ","), orig (the flow's "src:port > dst:port" text), first_t_ref_ns.
     translations: one row per connection and rewrite: conn, from_tap, to_tap (Tap ids), kind
-        ("DNAT", "SNAT", "DNAT+SNAT"), proto (IP protocol), before, after ("src:port > dst:port" in the originator's
-        direction), capture_before, frame_before, capture_after, frame_after (the first packet
-        seen on both sides).
+        ("DNAT", "SNAT", "DNAT+SNAT"), proto (IP protocol), before, after ("src:port > dst:port"
+        in the originator's direction), rule_before, rule_after (what the rewrite changed, as in
+        ``mappings``), capture_before, frame_before, capture_after, frame_after (the first
+        packet seen on both sides), b_src, b_sport, b_dst, b_dport, a_src, a_sport, a_dst,
+        a_dport (the tuples as address codes and ports).
     mappings: translations aggregated: at (where: "at director (eth1 -> eth0)" or "between client
         and director"), from_tap, to_tap, kind, before, after (the rewritten endpoints only, e.g.
         "198.51.100.131:80" -> "192.168.1.190:80"), connections, conns (a few conn ids).

@@ -133,7 +133,7 @@ def translations(
     snat = (table["b_src"] != table["a_src"]) | (table["b_sport"] != table["a_sport"])
     table["kind"] = np.select([dnat & snat, dnat], ["DNAT+SNAT", "DNAT"], "SNAT")
     per_conn = _per_conn_table(table, text)
-    return per_conn, _mappings(table, taps, text)
+    return per_conn, _mappings(per_conn, taps)
 
 
 def _tuple_text(table: pd.DataFrame, prefix: str, text: Callable[[int], str]) -> list[str]:
@@ -151,55 +151,72 @@ def _tuple_text(table: pd.DataFrame, prefix: str, text: Callable[[int], str]) ->
     ]
 
 
+def _rule_texts(table: pd.DataFrame, text: Callable[[int], str]) -> tuple[list[str], list[str]]:
+    """What the rewrite rule of each row changed, before and after: the destination endpoint
+    (DNAT: "to V:x"), the source address (SNAT: "from S"; its ports are per connection), or
+    both; an ICMP echo's identifier is per ping, not a service port."""
+    from netdiag.correlate.matching import endpoint_text
+
+    kind = table["kind"].to_numpy()
+    no_port = np.isin(table["proto"].to_numpy(), (1, 58))
+    before, after = [], []
+    for k, icmp, bs, bd, bdp, as_, ad, adp in zip(
+        kind,
+        no_port,
+        table["b_src"],
+        table["b_dst"],
+        table["b_dport"],
+        table["a_src"],
+        table["a_dst"],
+        table["a_dport"],
+        strict=True,
+    ):
+        parts_b, parts_a = [], []
+        if k != "DNAT":
+            parts_b.append(f"from {text(int(bs))}")
+            parts_a.append(f"from {text(int(as_))}")
+        if k != "SNAT":
+            parts_b.append(f"to {endpoint_text(text(int(bd)), -1 if icmp else int(bdp))}")
+            parts_a.append(f"to {endpoint_text(text(int(ad)), -1 if icmp else int(adp))}")
+        before.append(" ".join(parts_b))
+        after.append(" ".join(parts_a))
+    return before, after
+
+
 def _per_conn_table(table: pd.DataFrame, text: Callable[[int], str]) -> pd.DataFrame:
-    columns = ["conn", "from_tap", "to_tap", "kind", "proto", "before", "after", "capture_before"]
-    columns += ["frame_before", "capture_after", "frame_after"]
+    columns = ["conn", "from_tap", "to_tap", "kind", "proto", "before", "after", "rule_before"]
+    columns += ["rule_after", "capture_before", "frame_before", "capture_after", "frame_after"]
+    columns += [f"b_{k}" for k in _TUPLE] + [f"a_{k}" for k in _TUPLE]
     if table.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
-    out = table.assign(before=_tuple_text(table, "b_", text), after=_tuple_text(table, "a_", text))
+    rule_before, rule_after = _rule_texts(table, text)
+    out = table.assign(
+        before=_tuple_text(table, "b_", text),
+        after=_tuple_text(table, "a_", text),
+        rule_before=rule_before,
+        rule_after=rule_after,
+    )
     return out[columns].reset_index(drop=True)
 
 
-def _mappings(table: pd.DataFrame, taps: Sequence[Tap], text: Callable[[int], str]) -> pd.DataFrame:
-    """One row per rewrite rule: where, kind, the rewritten endpoint before and after."""
-    from netdiag.correlate.matching import endpoint_text
-
+def _mappings(per_conn: pd.DataFrame, taps: Sequence[Tap]) -> pd.DataFrame:
+    """One row per rewrite rule: where, kind, the rewritten endpoints before and after."""
     columns = ["at", "from_tap", "to_tap", "kind", "before", "after", "connections", "conns"]
-    if table.empty:
+    if per_conn.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
-    kind = table["kind"].to_numpy()
-    # what a rule rewrites: the destination endpoint (DNAT), the source address (SNAT: its ports
-    # are per connection), or both; an ICMP echo's identifier is per ping, not a service port
     rows = []
-    no_port = (kind == "SNAT") | np.isin(table["proto"].to_numpy(), (1, 58))
-    keyed = table.assign(
-        k_before=np.where(kind == "SNAT", -1, table["b_dst"]),
-        k_bport=np.where(no_port, -1, table["b_dport"]),
-        k_after=np.where(kind == "SNAT", -1, table["a_dst"]),
-        k_aport=np.where(no_port, -1, table["a_dport"]),
-        s_before=np.where(kind == "DNAT", -1, table["b_src"]),
-        s_after=np.where(kind == "DNAT", -1, table["a_src"]),
-    )
-    group_keys = ["from_tap", "to_tap", "kind", "k_before", "k_bport", "k_after", "k_aport"]
-    group_keys += ["s_before", "s_after"]
-    for key, group in keyed.groupby(group_keys, sort=True):
-        from_tap, to_tap, kind_, kb, kbp, ka, kap, sb, sa = cast(tuple[Any, ...], key)
-        parts_b, parts_a = [], []
-        if sb >= 0:
-            parts_b.append(f"from {text(int(sb))}")
-            parts_a.append(f"from {text(int(sa))}")
-        if kb >= 0:
-            parts_b.append(f"to {endpoint_text(text(int(kb)), int(kbp))}")
-            parts_a.append(f"to {endpoint_text(text(int(ka)), int(kap))}")
+    keys = ["from_tap", "to_tap", "kind", "rule_before", "rule_after"]
+    for key, group in per_conn.groupby(keys, sort=True):
+        from_tap, to_tap, kind, before, after = cast(tuple[Any, ...], key)
         conns = sorted(set(group["conn"].astype(int)))
         rows.append(
             {
                 "at": where(taps[int(from_tap)], taps[int(to_tap)]),
                 "from_tap": int(from_tap),
                 "to_tap": int(to_tap),
-                "kind": str(kind_),
-                "before": " ".join(parts_b),
-                "after": " ".join(parts_a),
+                "kind": str(kind),
+                "before": str(before),
+                "after": str(after),
                 "connections": len(conns),
                 "conns": conns[:10],
             }

@@ -92,21 +92,18 @@ class L4Hairpin(Rule):
             yield self.finding(ctx, **main)
 
     @staticmethod
-    def _rewrite_seen(ctx: AnalysisContext, keys: tuple[str, str, int]) -> str:
+    def _rewrite_seen(ctx: AnalysisContext, keys: tuple[int, int, int]) -> str:
         """The rewrite of the backend's SYN to itself, as another capture point saw it."""
         corr = ctx.correlation
         if corr is None or corr.translations.empty:
             return ""
-        b, v, vport = keys
-        from netdiag.correlate.matching import endpoint_text
-
-        to_vip = f" > {endpoint_text(v, vport)}"
+        backend, vip, vport = keys  # address codes of the shared address book, and the port
         tr = corr.translations
-        mine = f"{endpoint_text(b, 1)[:-1]}"
         hit = tr[
-            tr["before"].astype(str).str.startswith(mine)
-            & tr["before"].astype(str).str.endswith(to_vip)
-            & tr["after"].astype(str).str.contains(f" > {endpoint_text(b, 1)[:-1]}", regex=False)
+            (tr["b_src"] == backend)
+            & (tr["b_dst"] == vip)
+            & (tr["b_dport"] == vport)
+            & (tr["a_dst"] == backend)
             & tr["kind"].astype(str).str.startswith("DNAT")
         ]
         if hit.empty:
@@ -286,7 +283,7 @@ class L4Hairpin(Rule):
             "explanation": explanation,
             "remediation": remediation,
             "captures": [ctx.captures[index].path],
-            "keys": (b, v, int(vport)),
+            "keys": (int(src), int(vip), int(vport)),
         }
 
     @staticmethod

@@ -83,9 +83,7 @@ class AsymmetricReturnPath(Rule):
         per_conn = corr.translations.drop_duplicates("conn")
         # a connection sent back to its own source (an L4 hairpin) is LB001's: its reply stays
         # on the host, it has no return path
-        source = per_conn["before"].astype(str).str.split(" > ", n=1).str[0].map(_host)
-        target = per_conn["after"].astype(str).str.split(" > ", n=1).str[1].map(_host)
-        per_conn = per_conn[source != target]
+        per_conn = per_conn[per_conn["b_src"] != per_conn["a_dst"]]
         obs = corr.observations
         in_conn = obs[obs["conn"].isin(per_conn["conn"])]
         at = per_conn[["conn", "from_tap", "to_tap"]]
@@ -106,10 +104,8 @@ class AsymmetricReturnPath(Rule):
         if missing.empty:
             return
         keys = ["from_tap", "to_tap", "kind", "rule_before", "rule_after"]
-        table = _rule_keys(corr.translations.drop_duplicates("conn"))
-        totals = table.groupby(keys)["conn"].nunique()
-        affected = _rule_keys(missing)
-        for key, group in affected.groupby(keys, sort=True):
+        totals = corr.translations.drop_duplicates("conn").groupby(keys)["conn"].nunique()
+        for key, group in missing.groupby(keys, sort=True):
             total = int(totals.get(key, len(group)))
             if len(group) < MIN_SHARE * total:
                 continue
@@ -202,11 +198,7 @@ class AsymmetricReturnPath(Rule):
             f"{rule_after}) got no reply back through {translator}; {seen}.{example}"
         )
         ports = sorted(
-            {
-                int(p)
-                for text in list(group["before"]) + list(group["after"])
-                for p in _ports(str(text))
-            }
+            {int(p) for c in ("b_sport", "b_dport", "a_sport", "a_dport") for p in group[c]} - {-1}
         )
         number = int(group["proto"].iloc[0])
         proto = {6: "tcp", 17: "udp", 132: "sctp"}.get(number, "")
@@ -234,42 +226,6 @@ class AsymmetricReturnPath(Rule):
                 "SNAT the requests on the translator so that replies come back to it."
             ),
         )
-
-
-def _rule_keys(table: pd.DataFrame) -> pd.DataFrame:
-    """The rewritten endpoints of each translated connection (what a NAT rule rewrote)."""
-    before = table["before"].astype(str).str.split(" > ", n=1, expand=True)
-    after = table["after"].astype(str).str.split(" > ", n=1, expand=True)
-    kind = table["kind"].to_numpy()
-    src_b = before[0].map(_host)
-    src_a = after[0].map(_host)
-    rule_before = np.where(
-        kind == "SNAT",
-        "from " + src_b,
-        np.where(kind == "DNAT", "to " + before[1], "from " + src_b + " to " + before[1]),
-    )
-    rule_after = np.where(
-        kind == "SNAT",
-        "from " + src_a,
-        np.where(kind == "DNAT", "to " + after[1], "from " + src_a + " to " + after[1]),
-    )
-    return table.assign(rule_before=rule_before, rule_after=rule_after)
-
-
-def _host(endpoint: str) -> str:
-    """The address of an "address:port" or "[v6]:port" text."""
-    if endpoint.startswith("["):
-        return endpoint[1:].split("]", 1)[0]
-    return endpoint.rsplit(":", 1)[0] if endpoint.count(":") == 1 else endpoint
-
-
-def _ports(text: str) -> list[int]:
-    out = []
-    for endpoint in text.split(" > "):
-        tail = endpoint.rsplit(":", 1)[-1] if ":" in endpoint else ""
-        if tail.isdigit():
-            out.append(int(tail))
-    return out
 
 
 def _where(corr: Any, from_tap: int, to_tap: int) -> str:
