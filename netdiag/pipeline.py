@@ -7,7 +7,6 @@ prints.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -17,6 +16,8 @@ import pandas as pd
 from netdiag.addressbook import AddressBook
 from netdiag.capture.records import CaptureInfo
 from netdiag.capture.schema import TCP_FIN, TCP_RST, TCP_SYN, PacketChunk
+from netdiag.flows.read import ProgressCallback, empty_flow_chunk, iter_flow_chunks
+from netdiag.flows.schema import PACKET_FLOW_COLUMNS
 
 #: "all" keeps every packet; "control" keeps what rules need and drops bulk data packets;
 #: "none" keeps no packet (only the flow table is wanted)
@@ -26,16 +27,8 @@ Retention = Literal["all", "control", "none"]
 FIRST_PACKETS_PER_FLOW = 8
 
 #: the columns the flow builder adds to each packet, with their dtypes (see netdiag.flows.schema)
-FLOW_PACKET_DTYPES = {
-    "flow_id": "int64",
-    "flow_dir": "int8",
-    "flow_pkt_index": "int32",
-    "icmp_err_flow_id": "int64",
-}
+FLOW_PACKET_DTYPES = {c.name: c.dtype for c in PACKET_FLOW_COLUMNS}
 FLOW_PACKET_COLUMNS = tuple(FLOW_PACKET_DTYPES)
-
-#: called after each chunk with (frames so far, bytes of the file read so far)
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass
@@ -69,46 +62,6 @@ def control_mask(chunk: PacketChunk) -> np.ndarray:
 
 def _take(chunk: PacketChunk, mask: np.ndarray) -> PacketChunk:
     return {name: values[mask] for name, values in chunk.items()}
-
-
-def iter_flow_chunks(
-    path: str,
-    book: AddressBook,
-    builder: object,
-    progress: ProgressCallback | None = None,
-) -> Iterator[tuple[PacketChunk, CaptureInfo]]:
-    """Decoded chunks of one capture, each passed through the flow builder (flow columns added)."""
-    from netdiag.capture import iter_decoded
-
-    frames = 0
-    consumed = 0
-    info: CaptureInfo | None = None
-    for chunk, info in iter_decoded(path, book):
-        builder.add(chunk)  # type: ignore[attr-defined]
-        n = len(chunk["frame"])
-        frames += n
-        consumed += int(chunk["caplen"].sum()) + 16 * n  # about the bytes read (record headers)
-        if progress is not None:
-            progress(frames, consumed)
-        yield chunk, info
-    if frames == 0:  # a capture without packets still has its facts
-        from netdiag.capture.reader import open_capture
-
-        if info is None:
-            with open_capture(path) as cap:
-                for _batch in cap.batches():
-                    pass
-                info = cap.info
-        yield _empty_chunk_with_flow_columns(), info
-
-
-def _empty_chunk_with_flow_columns() -> PacketChunk:
-    from netdiag.capture.schema import empty_chunk
-
-    chunk = empty_chunk(0)
-    for name, dtype in FLOW_PACKET_DTYPES.items():
-        chunk[name] = np.zeros(0, dtype=dtype)
-    return chunk
 
 
 def load_capture(
@@ -154,7 +107,7 @@ def load_capture(
     flows = builder.finish()
     del builder  # its per-flow state is done with: make room for the packet table
     release_freed_memory()
-    kept = kept or [_empty_chunk_with_flow_columns()]
+    kept = kept or [empty_flow_chunk()]
     # the decoder's table knows only the schema's columns; each column leaves the chunks as it
     # is joined, so that the packets are not held twice
     flow_columns = {

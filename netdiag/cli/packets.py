@@ -49,7 +49,7 @@ def packets_command(
     from netdiag.capture import to_dataframe
     from netdiag.export import TableWriter, for_export
     from netdiag.flows import FlowBuilder
-    from netdiag.pipeline import iter_flow_chunks
+    from netdiag.flows.read import iter_flow_chunks
 
     book = AddressBook()
     builder = FlowBuilder(book) if with_flows else _NoFlows()

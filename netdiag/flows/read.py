@@ -2,23 +2,33 @@
 
 ``netdiag flows`` needs neither the packet table nor pandas: this reads the capture chunk by
 chunk through the decoder and the :class:`FlowBuilder` (packets are dropped once counted), and
-returns :meth:`FlowBuilder.finish_columns`. It keeps the pipeline's order of work (see
-``netdiag.pipeline.iter_flow_chunks``), so the flow table is the one ``load_capture`` gives.
+returns :meth:`FlowBuilder.finish_columns`. ``iter_flow_chunks`` is the one
+decode-and-build loop, shared with ``netdiag.pipeline.load_capture``, so the flow table is the
+one ``load_capture`` gives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from netdiag.addressbook import AddressBook
 from netdiag.capture.records import CaptureInfo
+from netdiag.capture.schema import PacketChunk
 from netdiag.flows.builder import FLOW_BUILDER_READS, FlowBuilder
+from netdiag.flows.schema import PACKET_FLOW_COLUMNS
 
 #: called after each chunk with (frames so far, bytes of the file read so far)
 ProgressCallback = Callable[[int, int], None]
+
+
+class ChunkConsumer(Protocol):
+    """What each decoded chunk is handed to: the flow builder (or a stand-in that adds nothing)."""
+
+    def add(self, chunk: PacketChunk) -> None: ...
 
 
 @dataclass
@@ -34,35 +44,65 @@ class FlowColumns:
         return len(self.columns["flow_id"])
 
 
+def empty_flow_chunk() -> PacketChunk:
+    """A packet chunk of no packet, with the flow columns the builder adds."""
+    from netdiag.capture.schema import empty_chunk
+
+    chunk = empty_chunk(0)
+    for column in PACKET_FLOW_COLUMNS:
+        chunk[column.name] = np.zeros(0, dtype=column.dtype)
+    return chunk
+
+
+def iter_flow_chunks(
+    path: str,
+    book: AddressBook,
+    builder: ChunkConsumer,
+    progress: ProgressCallback | None = None,
+    skip: frozenset[str] = frozenset(),
+) -> Iterator[tuple[PacketChunk, CaptureInfo]]:
+    """Decoded chunks of one capture, each passed through the flow builder (flow columns added).
+
+    A capture without packets yields one empty chunk, with the file's facts. ``skip`` names
+    decoder columns nobody will read (see ``netdiag.capture.decode.SKIPPABLE_COLUMNS``).
+    """
+    from netdiag.capture.table import iter_decoded
+
+    frames = 0
+    consumed = 0
+    info: CaptureInfo | None = None
+    for chunk, info in iter_decoded(path, book, skip=skip):
+        builder.add(chunk)
+        n = len(chunk["frame"])
+        frames += n
+        consumed += int(chunk["caplen"].sum()) + 16 * n  # about the bytes read (record headers)
+        if progress is not None:
+            progress(frames, consumed)
+        yield chunk, info
+    if frames == 0:  # a capture without packets still has its facts
+        from netdiag.capture.reader import open_capture
+
+        if info is None:
+            with open_capture(path) as cap:
+                for _batch in cap.batches():
+                    pass
+                info = cap.info
+        yield empty_flow_chunk(), info
+
+
 def read_flow_columns(
     path: str, book: AddressBook | None = None, progress: ProgressCallback | None = None
 ) -> FlowColumns:
     """Read ``path`` into its flow table; raises ``CaptureError`` when it is no capture."""
     from netdiag.capture.decode import SKIPPABLE_COLUMNS
-    from netdiag.capture.table import iter_decoded
 
     # the builder reads none of the skippable columns (MACs, TCP options, payload hash)
-    skip = SKIPPABLE_COLUMNS - FLOW_BUILDER_READS
-
+    skip = frozenset(SKIPPABLE_COLUMNS - FLOW_BUILDER_READS)
     book = book or AddressBook()
     builder = FlowBuilder(book)
-    frames = 0
-    consumed = 0
     info: CaptureInfo | None = None
-    for chunk, chunk_info in iter_decoded(path, book, skip=skip):
+    for chunk, chunk_info in iter_flow_chunks(path, book, builder, progress, skip):
         info = chunk_info
-        builder.add(chunk)
-        n = len(chunk["frame"])
-        frames += n
-        consumed += int(chunk["caplen"].sum()) + 16 * n  # about the bytes read (record headers)
-        del chunk
-        if progress is not None:
-            progress(frames, consumed)
-    if info is None:  # a capture without packets still has its facts
-        from netdiag.capture.reader import open_capture
-
-        with open_capture(path) as cap:
-            for _batch in cap.batches():
-                pass
-            info = cap.info
+        del chunk  # counted: the packets are not kept
+    assert info is not None  # iter_flow_chunks yields at least once, or raises
     return FlowColumns(path, info, builder.finish_columns(), book)
