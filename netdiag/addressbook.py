@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,30 +24,38 @@ ABSENT = -1
 
 
 class _Interner:
-    """Maps hashable keys to dense int32 codes, keeping the display text of each code."""
+    """Maps hashable keys to dense int32 codes, keeping the display text of each code.
+
+    New codes are given out under a lock: the decoder may intern in a read-ahead thread
+    (``capture.readahead``) while the caller looks codes up or reads another capture."""
 
     def __init__(self) -> None:
         self.codes: dict[object, int] = {}
         self.texts: list[str] = []
+        self._lock = threading.Lock()
 
     def code_for(self, key: object, text: str) -> int:
         code = self.codes.get(key)
         if code is None:
-            code = len(self.texts)
-            self.codes[key] = code
-            self.texts.append(text)
+            with self._lock:
+                code = self.codes.get(key)
+                if code is None:
+                    code = len(self.texts)
+                    self.texts.append(text)
+                    self.codes[key] = code
         return code
 
     def map_unique(self, uniques: list[object], to_text) -> np.ndarray:  # type: ignore[no-untyped-def]
         out = np.empty(len(uniques), dtype=np.int32)
-        get = self.codes.get
-        for i, key in enumerate(uniques):
-            code = get(key)
-            if code is None:
-                code = len(self.texts)
-                self.codes[key] = code
-                self.texts.append(to_text(key))
-            out[i] = code
+        with self._lock:
+            get = self.codes.get
+            for i, key in enumerate(uniques):
+                code = get(key)
+                if code is None:
+                    code = len(self.texts)
+                    self.texts.append(to_text(key))
+                    self.codes[key] = code
+                out[i] = code
         return out
 
 

@@ -143,7 +143,92 @@ def _arrow_text(cells: np.ndarray, absent: np.ndarray | None = None) -> Any:
 
 
 def write_flow_csv(columns: dict[str, np.ndarray], ip_texts: list[str], stream: IO[Any]) -> None:
-    """The flow table as CSV, the same bytes as ``write_csv(for_export(finish()))``."""
+    """The flow table as CSV, the same bytes as ``write_csv(for_export(finish()))``.
+
+    Written with numpy (``flow_csv_bytes``); through Arrow only what that cannot write (a NUL
+    byte inside a text, a column neither integer nor text), which the flow table never has.
+    A big table is written in two halves at once, in two threads (numpy work)."""
+    n = len(next(iter(columns.values()))) if columns else 0
+    if n < 2 * _CSV_ROWS_PER_THREAD:
+        pieces = [flow_csv_bytes(columns, ip_texts)]
+    else:
+        from netdiag.background import Background
+
+        quote = _flow_needs_quotes(columns, ip_texts)  # one choice for both halves
+        half = n // 2
+        second = {name: values[half:] for name, values in columns.items()}
+        later = Background(lambda: flow_csv_bytes(second, ip_texts, header=False, quote=quote))
+        first = {name: values[:half] for name, values in columns.items()}
+        pieces = [flow_csv_bytes(first, ip_texts, quote=quote), later.result()]
+    if any(piece is None for piece in pieces):
+        _write_flow_csv_arrow(columns, ip_texts, stream)
+        return
+    for piece in pieces:
+        assert piece is not None
+        _write_bytes(stream, piece)
+
+
+#: rows of the flow table under which its CSV is written by one thread
+_CSV_ROWS_PER_THREAD = 20_000
+
+
+def flow_csv_bytes(
+    columns: dict[str, np.ndarray],
+    ip_texts: list[str],
+    header: bool = True,
+    quote: bool | None = None,
+) -> bytearray | None:
+    """The flow table's CSV text as ``_write_flow_csv_arrow`` writes it, built column-wise with
+    numpy (see ``netdiag.csvtext``); None when only Arrow can write it (see ``write_flow_csv``).
+
+    Arrow's choices, kept: the header unquoted; -1 integers and absent addresses empty; when
+    some text cell holds a comma, quote or line break, every present text cell is quoted
+    (empty texts as ``""``), else none is. ``header``: the line of column names first;
+    ``quote``: quote the text cells or not, whatever these rows hold (the choice made for the
+    whole table when it is written in pieces)."""
+    from netdiag.csvtext import ascii_ints, csv_rows, inner_nul, quoted, text_cells
+
+    names = list(columns)
+    if not names or any("\n" in name or "\0" in name for name in names):
+        return None
+    head = ",".join(names).replace('"', "").encode("utf-8") + b"\n" if header else b""
+    cells: list[np.ndarray] = []
+    texts: dict[int, np.ndarray | None] = {}  # position in cells -> absent rows of a text
+    addresses: np.ndarray | None = None
+    for name, values in columns.items():
+        absent: np.ndarray | None = None
+        if name in ("orig_h", "resp_h"):
+            if addresses is None:
+                addresses = np.array([*ip_texts, ""], dtype="S")  # code -1 picks the ""
+                if inner_nul(addresses):
+                    return None
+            absent = values < 0
+            text = addresses[np.where(absent, -1, values)]
+        elif values.dtype.kind in "SO":
+            text = values if values.dtype.kind == "S" else _utf8(values)
+            if inner_nul(text):
+                return None
+        elif values.dtype.kind in "iu":  # every integer flow column uses -1 for absent
+            cells.append(ascii_ints(values, blank=values == -1))
+            continue
+        else:
+            return None
+        texts[len(cells)] = absent
+        cells.append(text_cells(text))
+    if quote is None:
+        quote = any(
+            special in cells[at].tobytes() for at in texts for special in (b",", b'"', b"\r", b"\n")
+        )
+    if quote:
+        for at, absent in texts.items():
+            cells[at] = quoted(cells[at], absent)
+    return csv_rows(cells, head=head)
+
+
+def _write_flow_csv_arrow(
+    columns: dict[str, np.ndarray], ip_texts: list[str], stream: IO[Any]
+) -> None:
+    """The flow table as CSV through Arrow: the reference ``flow_csv_bytes`` is held to."""
     table = flow_columns_arrow(columns, ip_texts)
     _write_arrow_csv(table, stream, header=True, quote=_flow_needs_quotes(columns, ip_texts))
 
@@ -177,7 +262,7 @@ def _write_arrow_csv(table: Any, stream: IO[Any], header: bool, quote: bool | No
     _write_bytes(stream, data)
 
 
-def _write_bytes(stream: IO[Any], data: bytes) -> None:
+def _write_bytes(stream: IO[Any], data: bytes | bytearray) -> None:
     binary = getattr(stream, "buffer", None)
     if binary is not None:  # a text stream over bytes: keep the order of what was written
         stream.flush()

@@ -9,6 +9,8 @@ run over link types, protocols, VLAN tags, IPv6 extension headers and TCP option
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from netdiag.addressbook import AddressBook
@@ -38,6 +40,19 @@ _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 _HASH_SEED = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
+@dataclass
+class PartlyDecoded:
+    """A batch decoded up to its network layer (``start_decode``); ``finish_decode`` ends it.
+
+    Two stages so that two threads can share one capture's decoding (``capture.table``): the
+    transport layers of chunk k while the link and network layers of chunk k+1 are decoded.
+    """
+
+    chunk: PacketChunk
+    frames: Frames
+    state: DecodeState
+
+
 def decode_batch(
     batch: RecordBatch,
     info: CaptureInfo,
@@ -53,6 +68,17 @@ def decode_batch(
     absent, and the work only they need is not done. Every other column, decode errors
     included, is the same as without it.
     """
+    return finish_decode(start_decode(batch, info, book, tshark_fallback, skip))
+
+
+def start_decode(
+    batch: RecordBatch,
+    info: CaptureInfo,
+    book: AddressBook,
+    tshark_fallback: bool = False,
+    skip: frozenset[str] = frozenset(),
+) -> PartlyDecoded:
+    """The first stage of ``decode_batch``: record columns, link and network layers."""
     n = len(batch)
     chunk = empty_chunk(n)
     chunk["frame"][:] = batch.first_frame + np.arange(n, dtype=np.int64)
@@ -66,8 +92,10 @@ def decode_batch(
         texts = np.array(list(batch.comments.values()), dtype=object)
         inside = (rows >= 0) & (rows < n)
         chunk["comment"][rows[inside]] = book.intern_text(texts[inside])
+    fr = Frames(batch.data, batch.offsets, batch.caplen, batch.wirelen)
+    st = DecodeState(chunk, book, skip)
     if n == 0:
-        return chunk
+        return PartlyDecoded(chunk, fr, st)
 
     # Per-interface facts, looked up for every row by its interface index.
     count = len(info.interfaces)
@@ -82,10 +110,8 @@ def decode_batch(
     chunk["linktype"][:] = np.maximum(row_linktype, 0)
     chunk["iface_name"][:] = names[lookup]
 
-    fr = Frames(batch.data, batch.offsets, batch.caplen, batch.wirelen)
     fr.end = np.maximum(np.minimum(fr.end, fr.wire_end - fcs_len[lookup]), 0)
     fr.wire_end = np.maximum(fr.wire_end - fcs_len[lookup], 0)
-    st = DecodeState(chunk, book, skip)
     st.fail(np.flatnonzero(~known_iface), "frame on an interface the capture never declared")
 
     # the link types present, from the few interfaces rows use (not a pass over every row)
@@ -102,13 +128,20 @@ def decode_batch(
         rows = np.flatnonzero(st.net == ethertype)
         if len(rows):
             decoder(fr, st, rows)
+    return PartlyDecoded(chunk, fr, st)
 
+
+def finish_decode(part: PartlyDecoded) -> PacketChunk:
+    """The second stage of ``decode_batch``: transport layers and the payload hash."""
+    fr, st, chunk = part.frames, part.state, part.chunk
+    if len(chunk["frame"]) == 0:
+        return chunk
     for proto, decoder in TRANSPORT_DECODERS.items():
         rows = np.flatnonzero(st.l4_proto == proto)
         if len(rows):
             decoder(fr, st, rows)
 
-    if "payload_hash" not in skip:
+    if "payload_hash" not in st.skip:
         chunk["payload_hash"][:] = payload_hash(fr, st.payload_off)
     return chunk
 

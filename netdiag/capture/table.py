@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from netdiag.addressbook import AddressBook
-from netdiag.capture.decode import decode_batch
+from netdiag.capture.decode import PartlyDecoded, finish_decode, start_decode
 from netdiag.capture.linktypes import is_supported, unsupported_reason
 from netdiag.capture.records import CaptureInfo
 from netdiag.capture.schema import PACKET_COLUMNS, PacketChunk, empty_chunk
@@ -69,6 +69,28 @@ def _check_linktypes(path: str, info: CaptureInfo, tshark_fallback: bool = False
         raise CaptureError(path, unsupported_reason(info.interfaces[0].linktype))
 
 
+def _partly_decoded_batches(
+    path: str,
+    capture: Capture,
+    book: AddressBook,
+    chunk_bytes: int,
+    tshark_fallback: bool,
+    skip: frozenset[str] = frozenset(),
+) -> Generator[PartlyDecoded, None, None]:
+    info = capture.info
+    _check_linktypes(path, info, tshark_fallback)
+    for batch in capture.batches(chunk_bytes):
+        _check_linktypes(path, info, tshark_fallback)  # pcapng declares interfaces as it goes
+        yield start_decode(batch, info, book, tshark_fallback, skip)
+    _check_linktypes(path, info, tshark_fallback)
+
+
+def _finished(part: PartlyDecoded, info: CaptureInfo) -> PacketChunk:
+    chunk = finish_decode(part)
+    info.decode_errors += int(np.count_nonzero(chunk["decode_error"] >= 0))
+    return chunk
+
+
 def _decoded_batches(
     path: str,
     capture: Capture,
@@ -77,14 +99,8 @@ def _decoded_batches(
     tshark_fallback: bool,
     skip: frozenset[str] = frozenset(),
 ) -> Iterator[PacketChunk]:
-    info = capture.info
-    _check_linktypes(path, info, tshark_fallback)
-    for batch in capture.batches(chunk_bytes):
-        _check_linktypes(path, info, tshark_fallback)  # pcapng declares interfaces as it goes
-        chunk = decode_batch(batch, info, book, tshark_fallback, skip)
-        info.decode_errors += int(np.count_nonzero(chunk["decode_error"] >= 0))
-        yield chunk
-    _check_linktypes(path, info, tshark_fallback)
+    for part in _partly_decoded_batches(path, capture, book, chunk_bytes, tshark_fallback, skip):
+        yield _finished(part, capture.info)
 
 
 def iter_decoded(
@@ -93,15 +109,30 @@ def iter_decoded(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     tshark_fallback: bool = False,
     skip: frozenset[str] = frozenset(),
+    read_ahead: int = 1,
 ) -> Iterator[tuple[PacketChunk, CaptureInfo]]:
     """Decode ``path`` batch by batch, yielding each chunk with the capture facts so far.
 
-    ``skip``: columns the caller does not read (see ``decode.SKIPPABLE_COLUMNS``)."""
+    ``skip``: columns the caller does not read (see ``decode.SKIPPABLE_COLUMNS``).
+    ``read_ahead``: walk the next chunks (at most this many beyond the caller's; 0: none) and
+    decode their link and network layers in a background thread while this one's transport
+    layers are decoded and the caller works on it (see ``capture.readahead``); the chunks are
+    the same either way. The facts yielded with a chunk may already count a later chunk's
+    packets and interfaces.
+    """
+    from netdiag.capture.readahead import read_ahead as ahead
     from netdiag.capture.reader import open_capture  # the container readers' entry point
 
     with open_capture(path) as capture:
-        for chunk in _decoded_batches(path, capture, book, chunk_bytes, tshark_fallback, skip):
-            yield chunk, capture.info
+        parts = _partly_decoded_batches(path, capture, book, chunk_bytes, tshark_fallback, skip)
+        # the tshark fallback stays in the caller's thread: it is slow, run by a subprocess
+        # per batch, and a Ctrl-C should not have to wait for it
+        ordered = ahead(parts, read_ahead) if read_ahead > 0 and not tshark_fallback else parts
+        try:
+            for part in ordered:
+                yield _finished(part, capture.info), capture.info
+        finally:  # the producer thread ends before the capture file is closed
+            ordered.close()
 
 
 def iter_chunks(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import typer
 
@@ -17,6 +15,7 @@ from netdiag.cli.common import (
     output_stream,
     warning_lines,
 )
+from netdiag.csvtext import ascii_ints
 
 FLOW_FORMATS = ("table", "csv", "json", "parquet")
 
@@ -107,52 +106,12 @@ def _cells(name: str, values: np.ndarray, ip_texts: list[str]) -> np.ndarray:
     if values.dtype.kind == "O":
         return values.astype("S")
     absent = values < 0 if name in ("orig_p", "resp_p") else None
-    digits = _ascii_ints(values if absent is None else np.where(absent, 0, values))
+    digits = ascii_ints(values if absent is None else np.where(absent, 0, values))
     if absent is not None:  # an absent port is "-" (as wide as the 0 it replaced)
         digits[absent] = 0
         digits[absent, -1] = ord("-")
     digits[digits == 0] = ord(" ")  # right-aligned already: the padding is spaces
     return digits.view(f"S{digits.shape[1]}").ravel()
-
-
-@functools.cache
-def _four_digits() -> np.ndarray:
-    """ "0000" ... "9999": each number's four ASCII digits as one 4-byte word (its bytes in
-    memory are the digits in order, whatever the machine's byte order)."""
-    return np.array([f"{i:04d}" for i in range(10_000)], dtype="S4").view(np.uint32)
-
-
-def _ascii_ints(values: np.ndarray) -> np.ndarray:
-    """Integers as decimal ASCII, one row each, right-aligned in the width of the longest
-    (with its "-"), padded on the left with NUL bytes: an (n, width) uint8 matrix.
-
-    Four digits at a time with numpy: several times faster than ``astype("S")`` (a Python
-    str per value).
-    """
-    v = np.asarray(values).astype(np.int64)
-    n = len(v)
-    if n == 0:
-        return np.zeros((0, 1), dtype=np.uint8)
-    negative = v < 0
-    rest = np.abs(v)
-    top = int(rest.max())
-    groups = -(-(len(str(top)) + 1) // 4)  # room for the digits and a "-"
-    if top < 1 << 32:  # numpy divides 32-bit integers several times faster
-        rest = rest.astype(np.uint32)
-    words = np.empty((n, groups), dtype=np.uint32)
-    four = _four_digits()
-    for g in range(groups - 1, -1, -1):
-        words[:, g] = four[rest % 10_000]
-        rest = rest // 10_000
-    digits = words.view(np.uint8).reshape(n, 4 * groups)
-    zeros = np.argmax(digits != ord("0"), axis=1)  # leading zeros (0 for a row of zeros)
-    count = np.where(v == 0, 1, 4 * groups - zeros)  # digits of each value
-    width = int((count + negative).max())
-    digits = digits[:, 4 * groups - width :]
-    out = np.where(np.arange(width) < (width - count)[:, None], np.uint8(0), digits)
-    rows = np.flatnonzero(negative)
-    out[rows, width - 1 - count[rows]] = ord("-")
-    return out
 
 
 def _right_aligned(cells: np.ndarray) -> tuple[np.ndarray, int]:
@@ -204,7 +163,7 @@ def flows_command(
     with output_stream(output, binary=fmt == "parquet") as out:
         if fmt == "table":
             out.write(render_table(table.columns, table.book.ip_texts))
-        elif fmt == "csv":  # Arrow straight from the columns: no pandas on this path
+        elif fmt == "csv":  # numpy text straight from the columns: no pandas, no Arrow
             from netdiag.export import write_flow_csv
 
             write_flow_csv(table.columns, table.book.ip_texts, out)

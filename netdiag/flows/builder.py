@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from netdiag.addressbook import AddressBook
+from netdiag.background import Background
 from netdiag.capture.schema import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, PacketChunk
 from netdiag.flows import zeek
 from netdiag.flows.communityid import community_id_bytes, icmp_port_equivalents
@@ -222,6 +223,14 @@ def _rank_within(codes: np.ndarray) -> np.ndarray:
     return rank
 
 
+#: protocol number -> its flow-table name, ASCII bytes
+_PROTO_NAME_BYTES = np.array(
+    [PROTO_NAMES.get(p, "other").encode("ascii") for p in range(256)], dtype="S"
+)
+#: flow slots up to which the per-flow arrays double when they grow (~80 MB), half after
+_DOUBLE_UP_TO = 1 << 18
+
+
 class _State:
     """Per-flow arrays that grow geometrically; 2-D arrays hold one column per direction."""
 
@@ -292,8 +301,10 @@ class _State:
 
     def reserve(self, n_total: int) -> None:
         if n_total > self.cap:
-            # grow by half: amortised constant cost, at most a third of the slots unused
-            self._grow(max(n_total, self.cap + self.cap // 2))
+            # amortised constant cost; every growth copies all ~45 arrays, so double while
+            # that is cheap in memory, then grow by half (at most a third of the slots unused)
+            step = self.cap if self.cap < _DOUBLE_UP_TO else self.cap // 2
+            self._grow(max(n_total, self.cap + step))
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
@@ -302,8 +313,11 @@ class _State:
 class FlowBuilder:
     """Builds the flow table chunk by chunk; ``add`` also labels each packet with its flow."""
 
-    def __init__(self, book: AddressBook) -> None:
+    def __init__(self, book: AddressBook, packet_index: bool = True) -> None:
         self.book = book
+        #: number each packet within its flow (``flow_pkt_index``); off when nobody keeps the
+        #: packets (``netdiag flows``): the column then stays -1
+        self.packet_index = packet_index
         self._ids: dict[bytes, int] = {}
         self._st = _State()
         # scaled history repeats (T and W at the 10th, 100th ... occurrence): (flow, frame, char)
@@ -389,8 +403,9 @@ class FlowBuilder:
         direction = (swap.astype(np.int8) ^ st["orig_side"][g]).astype(np.int64)
         flow_id[vi] = g
         flow_dir[vi] = direction
-        before = st["pkts"][l2g].sum(axis=1)[local]  # per flow, then per packet
-        pkt_index[vi] = (before + _rank_within(local)).astype(np.int32)
+        if self.packet_index:
+            before = st["pkts"][l2g].sum(axis=1)[local]  # per flow, then per packet
+            pkt_index[vi] = (before + _rank_within(local)).astype(np.int32)
 
         code = local * 2 + direction  # (local flow, direction)
         n_codes = 2 * n_local
@@ -466,15 +481,16 @@ class FlowBuilder:
             returns per event the (codes, rows) where this chunk holds a new first occurrence."""
             names = list(masks)
             n_ev = len(names)
-            # the (row, event) pairs where an event happens (any order: only minima are kept)
+            # the (row, event) pairs where an event happens (any order: only minima are kept),
+            # laid out event by event so that each event's results are one slice at the end
             event_rows = [np.flatnonzero(masks[m]) for m in names]
             rows = np.concatenate(event_rows)
-            ks = np.repeat(np.arange(n_ev, dtype=np.int64), [len(r) for r in event_rows])
-            first = np.full(n_codes * n_ev, _NO_ROW, dtype=np.int64)
-            np.minimum.at(first, code[rows] * n_ev + ks, rows)
+            ks = np.repeat(np.arange(n_ev, dtype=np.int64) * n_codes, [len(r) for r in event_rows])
+            first = np.full(n_ev * n_codes, _NO_ROW, dtype=np.int64)
+            np.minimum.at(first, ks + code[rows], rows)
             has = np.flatnonzero(first != _NO_ROW)
             rows = first[has]
-            c, k = has // n_ev, has % n_ev
+            k, c = has // n_codes, has % n_codes  # k ascending: events in order
             gg, dd = g_of_code[c], d_of_code[c]
             event_slot = np.array([zeek.slot(m, 0) for m in names], dtype=np.int64)[k] + dd
             old = st["ev"][gg, event_slot]
@@ -482,7 +498,8 @@ class FlowBuilder:
             better = fr < old
             st["ev"][gg[better], event_slot[better]] = fr[better]
             c, k, rows = c[better], k[better], rows[better]
-            return {m: (c[k == i], rows[k == i]) for i, m in enumerate(names)}
+            at = np.searchsorted(k, np.arange(n_ev + 1)).tolist()
+            return {m: (c[at[i] : at[i + 1]], rows[at[i] : at[i + 1]]) for i, m in enumerate(names)}
 
         has = np.flatnonzero(first != _NO_ROW)
         first_col = zeek.slot("first", 0) + d_of_code[has]
@@ -846,6 +863,37 @@ class FlowBuilder:
                 raw[sel, :width] = np.frombuffer(joined, dtype=np.uint8).reshape(-1, width)
         return raw[inverse.ravel()], lengths[inverse.ravel()]
 
+    def _community_ids(
+        self,
+        orig_h: np.ndarray,
+        resp_h: np.ndarray,
+        orig_p: np.ndarray,
+        resp_p: np.ndarray,
+        proto: np.ndarray,
+    ) -> np.ndarray:
+        """Community ID v1 of every flow (numpy S30), from its originator's side."""
+        n = len(orig_h)
+        if n == 0:
+            return np.zeros(0, dtype="S30")
+        both, both_len = self._address_bytes(np.concatenate([orig_h, resp_h]))
+        obytes, olen, rbytes = both[:n], both_len[:n], both[n:]
+        one_way = self._st["one_way"][:n]
+        block = 1 << 16  # bounded temporaries for big tables
+        return np.concatenate(
+            [
+                community_id_bytes(
+                    proto[i : i + block],
+                    obytes[i : i + block],
+                    rbytes[i : i + block],
+                    olen[i : i + block],
+                    orig_p[i : i + block],
+                    resp_p[i : i + block],
+                    one_way[i : i + block],
+                )
+                for i in range(0, n, block)
+            ]
+        )
+
     def finish(self) -> pd.DataFrame:
         """The flow table (one row per flow, columns of netdiag.flows.schema.FLOW_COLUMNS)."""
         return flow_dataframe(self.finish_columns(), self.book)
@@ -854,8 +902,9 @@ class FlowBuilder:
         """The flow table as numpy columns, in FLOW_COLUMNS order, without pandas.
 
         Integer columns have their schema dtypes; ``orig_h`` / ``resp_h`` are int32 address
-        codes of the book; ``community_id`` and ``history`` are ASCII bytes (numpy ``S``), the
-        other text columns object arrays of str. ``finish`` is the same table as a DataFrame.
+        codes of the book; the text columns (``proto``, ``community_id``, ``conn_state``,
+        ``history``, ``fin_by``, ``rst_by``, ``first_icmp_error``) are ASCII bytes (numpy
+        ``S``). ``finish`` is the same table as a DataFrame (text as pandas 'str').
         """
         st = self._st
         n = st.n
@@ -871,27 +920,8 @@ class FlowBuilder:
         resp_p = np.where(has_ports, np.where(orig_is_a, a("pb"), a("pa")), -1)
         proto = a("ip_proto").astype(np.int64)
 
-        if n:
-            both, both_len = self._address_bytes(np.concatenate([orig_h, resp_h]))
-            obytes, olen, rbytes = both[:n], both_len[:n], both[n:]
-            one_way = a("one_way")
-            block = 1 << 16  # bounded temporaries for big tables
-            cid = np.concatenate(
-                [
-                    community_id_bytes(
-                        proto[i : i + block],
-                        obytes[i : i + block],
-                        rbytes[i : i + block],
-                        olen[i : i + block],
-                        orig_p[i : i + block],
-                        resp_p[i : i + block],
-                        one_way[i : i + block],
-                    )
-                    for i in range(0, n, block)
-                ]
-            )
-        else:
-            cid = np.zeros(0, dtype="S30")
+        # the Community IDs (numpy work) are computed beside the history and states below
+        cids = Background(lambda: self._community_ids(orig_h, resp_h, orig_p, resp_p, proto))
 
         ev = a("ev")
         if self._extra:
@@ -907,6 +937,7 @@ class FlowBuilder:
         conn_state = zeek.conn_states(
             proto, o_state, r_state, payload[:, 0], payload[:, 1], pkts[:, 0], pkts[:, 1], history
         )
+        cid = cids.result()
 
         ts_syn, ts_sa, ts_ack = a("ts_syn"), a("ts_synack"), a("ts_ack_sa")
         syn_f = ev[:, zeek.slot("syn", 0)]
@@ -920,22 +951,24 @@ class FlowBuilder:
         def who(event: str) -> np.ndarray:
             o = ev[:, zeek.slot(event, 0)] < _NEVER
             r = ev[:, zeek.slot(event, 1)] < _NEVER
-            out = np.full(n, "", dtype=object)
-            out[o] = "orig"
-            out[r] = "resp"
-            out[o & r] = "both"
+            out = np.full(n, b"", dtype="S4")
+            out[o] = b"orig"
+            out[r] = b"resp"
+            out[o & r] = b"both"
             return out
 
-        err_text = np.full(n, "", dtype=object)
         with_err = np.flatnonzero(a("icmp_errors") > 0)
         types, codes_, v6 = a("icmp_err_type"), a("icmp_err_code"), a("icmp_err_v6")
-        for i in with_err.tolist():
-            err_text[i] = zeek.icmp_error_text(bool(v6[i]), int(types[i]), int(codes_[i]))
+        # the few flows an ICMP error quotes get a text; the others stay empty
+        err_texts = [
+            zeek.icmp_error_text(bool(v6[i]), int(types[i]), int(codes_[i])).encode("ascii")
+            for i in with_err.tolist()
+        ]
+        err_text = np.full(n, b"", dtype=f"S{max(map(len, err_texts), default=1)}")
+        err_text[with_err] = err_texts
         err_frame = np.where(a("icmp_errors") > 0, a("icmp_err_frame"), -1)
 
-        proto_name = np.array([PROTO_NAMES.get(p, "other") for p in range(256)], dtype=object)[
-            np.clip(proto, 0, 255)
-        ]
+        proto_name = _PROTO_NAME_BYTES[np.clip(proto, 0, 255)]
         first_ts = np.where(pkts.sum(axis=1) > 0, a("min_ts"), -1)
         last_ts = np.where(pkts.sum(axis=1) > 0, a("max_ts"), -1)
         columns: dict[str, np.ndarray] = {

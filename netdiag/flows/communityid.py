@@ -6,15 +6,18 @@ The hash input is ``seed | src | dst | proto | 0 | sport | dport`` in network by
 so that both directions hash alike; ICMP and ICMPv6 map (type, code) to port equivalents, pairing
 a request type with its reply type, while the other types are "one-way" and never reordered.
 
-SHA-1 itself has no vector form in the standard library, so it runs once per flow (never per
-packet); packing the inputs and the base64 encoding are numpy column operations.
+Packing the inputs into SHA-1 message words and the SHA-1 itself (netdiag.flows.sha1: every
+input fits one block) are numpy column operations over all flows, and the base64 text is one
+binascii call over all digests: no Python call per flow.
 """
 
 from __future__ import annotations
 
-import hashlib
+import binascii
 
 import numpy as np
+
+from netdiag.flows.sha1 import sha1_of_words
 
 PROTO_ICMP = 1
 PROTO_TCP = 6
@@ -24,6 +27,9 @@ PROTO_SCTP = 132
 
 #: protocols whose hash input includes the two port fields
 PORT_PROTOS = (PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_ICMP6, PROTO_SCTP)
+
+#: the SHA-1 padding word that follows a hash input ending on a word boundary (0x80 byte, zeros)
+_PAD_WORD = 0x80000000
 
 #: ICMP request/reply type pairs (echo, router solicitation/advert, timestamp, info, mask)
 ICMP4_COUNTERPART = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
@@ -54,10 +60,6 @@ def _counterpart_table(pairs: dict[int, int]) -> np.ndarray:
 _ICMP4_TABLE = _counterpart_table(ICMP4_COUNTERPART)
 _ICMP6_TABLE = _counterpart_table(ICMP6_COUNTERPART)
 
-_B64_ALPHABET = np.frombuffer(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", dtype=np.uint8
-)
-
 
 def icmp_port_equivalents(
     is_icmp6: np.ndarray, mtype: np.ndarray, mcode: np.ndarray
@@ -78,16 +80,15 @@ def _base64_of_sha1(digests: np.ndarray) -> np.ndarray:
     """(n, 20) uint8 digests -> (n,) "1:" + base64 (28 characters, one '=' of padding), as
     fixed-width ASCII bytes (numpy S30)."""
     n = len(digests)
+    # a zero byte after each digest makes rows of 21 bytes = 7 whole base64 groups, so encoding
+    # the rows back to back in one call gives each row's 28 characters in place; the last one
+    # (sextet of the zero byte, 'A') becomes the '=' that pads a 20-byte input
     padded = np.zeros((n, 21), dtype=np.uint8)
     padded[:, :20] = digests
-    groups = padded.reshape(n, 7, 3).astype(np.uint32)
-    word = (groups[:, :, 0] << 16) | (groups[:, :, 1] << 8) | groups[:, :, 2]
-    sextets = np.stack(
-        [(word >> 18) & 63, (word >> 12) & 63, (word >> 6) & 63, word & 63], axis=2
-    ).reshape(n, 28)
+    encoded = binascii.b2a_base64(padded.tobytes(), newline=False)
     text = np.empty((n, 30), dtype=np.uint8)
-    text[:, 0], text[:, 1] = ord("1"), ord(":")
-    text[:, 2:] = _B64_ALPHABET[sextets]
+    text.view(np.uint16)[:, 0] = np.frombuffer(b"1:", dtype=np.uint16)[0]  # one 2-byte store
+    text[:, 2:] = np.frombuffer(encoded, dtype=np.uint8).reshape(n, 28)
     text[:, 29] = ord("=")
     return text.view("S30").ravel()
 
@@ -127,38 +128,81 @@ def community_id_bytes(
     one_way = np.asarray(one_way, dtype=bool)
 
     # order: compare addresses as big-endian byte strings (same family within one flow)
-    s_void = np.ascontiguousarray(src).view("S16").ravel()
-    d_void = np.ascontiguousarray(dst).view("S16").ravel()
+    src = np.ascontiguousarray(src)
+    dst = np.ascontiguousarray(dst)
+    s_void = src.view("S16").ravel()
+    d_void = dst.view("S16").ravel()
     ordered = one_way | (s_void < d_void) | ((s_void == d_void) & (sport < dport))
-    keep = ordered[:, None]
-    first = np.where(keep, src, dst)
-    second = np.where(keep, dst, src)
-    p1 = np.where(ordered, sport, dport)
-    p2 = np.where(ordered, dport, sport)
+    # addresses as native uint32 words of their big-endian bytes: one for IPv4, four for IPv6
+    src_words, dst_words = src.view(">u4"), dst.view(">u4")
+    p1 = np.where(ordered, sport, dport).astype(np.uint32) & 0xFFFF
+    p2 = np.where(ordered, dport, sport).astype(np.uint32) & 0xFFFF
+    proto_half = (proto.astype(np.uint32) & 0xFF) << 8  # proto byte, then the zero pad byte
     has_ports = np.isin(proto, PORT_PROTOS)
 
-    digests = np.zeros((n, 20), dtype=np.uint8)
-    for alen in (4, 16):
-        for with_ports in (True, False):
-            sel = np.flatnonzero((addr_len == alen) & (has_ports == with_ports))
-            if len(sel) == 0:
-                continue
-            width = 2 + 2 * alen + 2 + (4 if with_ports else 0)
-            buf = np.zeros((len(sel), width), dtype=np.uint8)
-            buf[:, 0] = (seed >> 8) & 0xFF
-            buf[:, 1] = seed & 0xFF
-            buf[:, 2 : 2 + alen] = first[sel, :alen]
-            buf[:, 2 + alen : 2 + 2 * alen] = second[sel, :alen]
-            at = 2 + 2 * alen
-            buf[:, at] = proto[sel] & 0xFF
-            if with_ports:
-                a, b = p1[sel] & 0xFFFF, p2[sel] & 0xFFFF
-                buf[:, at + 2] = a >> 8
-                buf[:, at + 3] = a & 0xFF
-                buf[:, at + 4] = b >> 8
-                buf[:, at + 5] = b & 0xFF
-            raw = buf.tobytes()
-            sha1 = hashlib.sha1
-            joined = b"".join(sha1(raw[i : i + width]).digest() for i in range(0, len(raw), width))
-            digests[sel] = np.frombuffer(joined, dtype=np.uint8).reshape(len(sel), 20)
+    # every row first as IPv4 (most flows), then the IPv6 rows replaced
+    words = _message_words(
+        seed & 0xFFFF,
+        *_ordered_words(ordered, src_words[:, :1], dst_words[:, :1]),
+        proto_half,
+        p1,
+        p2,
+        has_ports,
+    )
+    v6 = np.flatnonzero(addr_len == 16)
+    if len(v6):
+        words[:, v6] = _message_words(
+            seed & 0xFFFF,
+            *_ordered_words(ordered[v6], src_words[v6], dst_words[v6]),
+            proto_half[v6],
+            p1[v6],
+            p2[v6],
+            has_ports[v6],
+        )
+    digests = sha1_of_words(words)
+    # an address that is neither IPv4 nor IPv6 has no Community ID: all-zero digest as before
+    digests[(addr_len != 4) & (addr_len != 16)] = 0
     return _base64_of_sha1(digests)
+
+
+def _ordered_words(
+    ordered: np.ndarray, src_words: np.ndarray, dst_words: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(first, second) addresses as (k, m) native uint32 words, from (m, k) big-endian words."""
+    keep = ordered[:, None]
+    first = np.where(keep, src_words, dst_words).astype(np.uint32).T
+    second = np.where(keep, dst_words, src_words).astype(np.uint32).T
+    return first, second
+
+
+def _message_words(
+    seed: int,
+    first: np.ndarray,
+    second: np.ndarray,
+    proto_half: np.ndarray,
+    p1: np.ndarray,
+    p2: np.ndarray,
+    has_ports: np.ndarray,
+) -> np.ndarray:
+    """(16, m) uint32 SHA-1 message words of m Community ID inputs, padding included.
+
+    ``first``/``second`` are the ordered addresses as (k, m) uint32 words, k = 1 for IPv4 and 4
+    for IPv6. The input ``seed(16 bits), first, second, proto|0 (16 bits)`` is 2k + 1 words, its
+    addresses shifted by the 16-bit seed; the ports (or the padding) follow on word 2k + 1.
+    """
+    m = len(proto_half)
+    addresses = [*first, *second]
+    words = np.zeros((16, m), dtype=np.uint32)
+    np.right_shift(addresses[0], 16, out=words[0])
+    words[0] |= seed << 16
+    for i in range(1, len(addresses)):
+        np.left_shift(addresses[i - 1], 16, out=words[i])
+        words[i] |= addresses[i] >> 16
+    last = len(addresses)
+    np.left_shift(addresses[-1], 16, out=words[last])
+    words[last] |= proto_half
+    input_bits = 32 * (last + 1)
+    words[last + 1] = np.where(has_ports, (p1 << 16) | p2, _PAD_WORD)
+    words[last + 2] = np.where(has_ports, _PAD_WORD, 0)
+    words[15] = np.where(has_ports, input_bits + 32, input_bits)
+    return words

@@ -21,6 +21,15 @@ from netdiag.capture.schema import PacketChunk
 from netdiag.flows.builder import FLOW_BUILDER_READS, FlowBuilder
 from netdiag.flows.schema import PACKET_FLOW_COLUMNS
 
+#: bytes of file per chunk when only the flow table is wanted: twice the packet table's, as
+#: no packet is kept (a chunk in flight costs ~0.1 GB more), and two threads share the reading
+#: with half as many numpy calls, so less time waiting for each other (read ~9 % faster on
+#: 1M packets; 64 MB is slower again: the chunks no longer fit the caches)
+FLOW_TABLE_CHUNK_BYTES = 32 << 20
+#: chunks decoded ahead when only the flow table is wanted: one more than for the packet
+#: table, as slack between the two threads (~3 % faster, ~55 MB more at 32 MB chunks)
+FLOW_TABLE_READ_AHEAD = 2
+
 #: called after each chunk with (frames so far, bytes of the file read so far)
 ProgressCallback = Callable[[int, int], None]
 
@@ -60,18 +69,23 @@ def iter_flow_chunks(
     builder: ChunkConsumer,
     progress: ProgressCallback | None = None,
     skip: frozenset[str] = frozenset(),
+    chunk_bytes: int | None = None,
+    read_ahead: int = 1,
 ) -> Iterator[tuple[PacketChunk, CaptureInfo]]:
     """Decoded chunks of one capture, each passed through the flow builder (flow columns added).
 
     A capture without packets yields one empty chunk, with the file's facts. ``skip`` names
-    decoder columns nobody will read (see ``netdiag.capture.decode.SKIPPABLE_COLUMNS``).
+    decoder columns nobody will read (see ``netdiag.capture.decode.SKIPPABLE_COLUMNS``);
+    ``chunk_bytes``: bytes of file per chunk (default ``capture.table.DEFAULT_CHUNK_BYTES``);
+    ``read_ahead``: chunks decoded ahead of the one being built (see ``iter_decoded``).
     """
-    from netdiag.capture.table import iter_decoded
+    from netdiag.capture.table import DEFAULT_CHUNK_BYTES, iter_decoded
 
     frames = 0
     consumed = 0
     info: CaptureInfo | None = None
-    for chunk, info in iter_decoded(path, book, skip=skip):
+    chunk_bytes = chunk_bytes or DEFAULT_CHUNK_BYTES
+    for chunk, info in iter_decoded(path, book, chunk_bytes, skip=skip, read_ahead=read_ahead):
         builder.add(chunk)
         n = len(chunk["frame"])
         frames += n
@@ -99,9 +113,12 @@ def read_flow_columns(
     # the builder reads none of the skippable columns (MACs, TCP options, payload hash)
     skip = frozenset(SKIPPABLE_COLUMNS - FLOW_BUILDER_READS)
     book = book or AddressBook()
-    builder = FlowBuilder(book)
+    builder = FlowBuilder(book, packet_index=False)  # the packets are not kept
     info: CaptureInfo | None = None
-    for chunk, chunk_info in iter_flow_chunks(path, book, builder, progress, skip):
+    chunks = iter_flow_chunks(
+        path, book, builder, progress, skip, FLOW_TABLE_CHUNK_BYTES, FLOW_TABLE_READ_AHEAD
+    )
+    for chunk, chunk_info in chunks:
         info = chunk_info
         del chunk  # counted: the packets are not kept
     assert info is not None  # iter_flow_chunks yields at least once, or raises

@@ -169,9 +169,10 @@ def conn_states(
     resp_pkts: np.ndarray,
     history: np.ndarray,
 ) -> np.ndarray:
-    """Zeek conn_state per flow (TCP from the endpoint states, UDP from who sent, else OTH)."""
+    """Zeek conn_state per flow (TCP from the endpoint states, UDP from who sent, else OTH), as
+    ASCII bytes (numpy S6)."""
     n = len(ip_proto)
-    out = np.full(n, "OTH", dtype=object)
+    out = np.full(n, b"OTH", dtype="S6")
     os_, rs = orig_state, resp_state
     o_inactive = (os_ == INACTIVE) | (os_ == PARTIAL)
     r_inactive = (rs == INACTIVE) | (rs == PARTIAL)

@@ -46,8 +46,8 @@ _FCS_LEN_SHIFT = 28  # 4 bits, FCS length in 16-bit units
 #: the lockstep walk (``chain_positions``): a walker per stretch of this many bytes, starting
 #: at the first plausible record header within the first _SEARCH_BYTES of its stretch (more
 #: than an Ethernet record, so that most stretches find one)
-_STRETCH_BYTES = 16 * 1024
-_SEARCH_BYTES = 2048
+_STRETCH_BYTES = 32 * 1024
+_SEARCH_BYTES = 1600
 #: a plausible header's seconds lie this close to the chunk's first record's (a miss only
 #: costs speed: the walker before covers that stretch too)
 _PLAUSIBLE_SECONDS = 24 * 3600
@@ -66,8 +66,10 @@ def chain_positions(
     believable and not above the wire length, and the same for the header it leads to). A
     guess is only trusted because the walker before lands on it exactly: then, from 0 on,
     every walker's start and every record it finds lie on the one chain of records. A walker
-    missing its successor's start, or any length over ``max_caplen`` (a lying length, which
-    the plain walk reports), gives None. ``stop + rec_len + max_caplen <= len(data)``.
+    missing its successor's start gives None. A length over ``max_caplen`` (a lie) is left
+    in the chain for the caller's check of every captured length, which stops there as the
+    plain walk does. Walkers only read below ``stop``, and
+    ``stop + rec_len + max_caplen <= len(data)``.
     """
     n_stretch = stop // _STRETCH_BYTES
     if n_stretch < 4:
@@ -106,18 +108,14 @@ def chain_positions(
     fine &= after < stop
     fine[fine] = plausible(after[fine])
     rows, at = rows[fine], at[fine]
-    longest = 0
 
     def step(cur: np.ndarray) -> np.ndarray:
-        nonlocal longest
-        caplen = words[cur + 8]
-        longest = max(longest, int(caplen.max()))
-        return cur + rec_len + caplen  # type: ignore[no-any-return]
+        return cur + rec_len + words[cur + 8]  # type: ignore[no-any-return]
 
-    chain = lockstep_chain(rows, at, stop, step)
-    if chain is None or longest > max_caplen:
-        return None
-    return chain
+    # A lying length makes its walker jump far past its stretch, so that it misses its
+    # successor's start (None); on the last stretch the jump ends the chain, and the caller's
+    # check of every captured length reports it as the plain walk would.
+    return lockstep_chain(rows, at, stop, step)
 
 
 class PcapReader(ContainerReader):

@@ -10,6 +10,7 @@ are discarded by the same check.
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 import numpy as np
@@ -187,17 +188,24 @@ class _CodeCache:
         return codes
 
 
-#: per address book, one cache per kind of value ("ip4", "mac")
-_CACHES: weakref.WeakKeyDictionary[AddressBook, dict[str, _CodeCache]] = weakref.WeakKeyDictionary()
+#: per address book, one cache per kind of value ("ip4", "mac") and per thread: two threads
+#: decode parts of one capture (``capture.table``), and a cache's slot update (key, then code)
+#: must not interleave with another thread's
+_CACHES: weakref.WeakKeyDictionary[AddressBook, dict[tuple[str, int], _CodeCache]] = (
+    weakref.WeakKeyDictionary()
+)
+_CACHES_LOCK = threading.Lock()
 
 
 def _cache_of(book: AddressBook, kind: str) -> _CodeCache:
-    caches = _CACHES.get(book)
-    if caches is None:
-        caches = _CACHES[book] = {}
-    cache = caches.get(kind)
-    if cache is None:
-        cache = caches[kind] = _CodeCache()
+    key = (kind, threading.get_ident())
+    with _CACHES_LOCK:
+        caches = _CACHES.get(book)
+        if caches is None:
+            caches = _CACHES[book] = {}
+        cache = caches.get(key)
+        if cache is None:
+            cache = caches[key] = _CodeCache()
     return cache
 
 
