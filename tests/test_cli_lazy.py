@@ -7,11 +7,10 @@ anything that is not a plain string or flag still goes through typer's own coerc
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_probe import modules_after
 from typer.testing import CliRunner
 
 from netdiag.cli import main as cli_main
@@ -25,25 +24,10 @@ SAMPLE = (
     / "vpcrt-any.pcap"
 )
 
-_PROBE = """
-import sys
-sys.argv = ["netdiag", *sys.argv[1:]]
-from netdiag.cli.main import main
-try:
-    main()
-except SystemExit:
-    pass
-loaded = sorted(m for m in sys.modules if m.startswith("netdiag.cli."))
-print(",".join(loaded), "pydantic" in sys.modules, file=sys.stderr)
-"""
-
 
 def _modules_after(*args: str) -> tuple[list[str], bool]:
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, check=True
-    )
-    modules, pydantic = done.stderr.strip().splitlines()[-1].split(" ")
-    return modules.split(","), pydantic == "True"
+    loaded = modules_after(*args)
+    return [m for m in loaded if m.startswith("netdiag.cli.")], "pydantic" in loaded
 
 
 def test_running_flows_builds_flows_only() -> None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_probe import modules_after
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -310,28 +309,10 @@ def test_csv_rows() -> None:
 
 # --- no Arrow on the csv path ---------------------------------------------------------------
 
-_PROBE = """
-import sys
-sys.argv = ["netdiag", *sys.argv[1:]]
-from netdiag.cli.main import main
-try:
-    main()
-except SystemExit:
-    pass
-print(sorted(m for m in sys.modules if m.split(".")[0] in ("pyarrow", "pandas")), file=sys.stderr)
-"""
-
 
 def test_flows_csv_imports_neither_arrow_nor_pandas(tmp_path: Path) -> None:
     sample = _captures()[0]
     out = tmp_path / "flows.csv"
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, "flows", str(sample), "--format", "csv", "-o", str(out)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-    )
-    assert done.stderr.strip().splitlines()[-1] == "[]"
-    table = read_flow_columns(str(sample))
-    assert out.read_bytes() == arrow_csv(table.columns, table.book.ip_texts)
+    loaded = modules_after("flows", str(sample), "--format", "csv", "-o", str(out), cwd=REPO)
+    assert [m for m in loaded if m.split(".")[0] in ("pyarrow", "pandas")] == []
+    assert out.read_bytes().startswith(b"flow_id,")

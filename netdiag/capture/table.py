@@ -91,18 +91,6 @@ def _finished(part: PartlyDecoded, info: CaptureInfo) -> PacketChunk:
     return chunk
 
 
-def _decoded_batches(
-    path: str,
-    capture: Capture,
-    book: AddressBook,
-    chunk_bytes: int,
-    tshark_fallback: bool,
-    skip: frozenset[str] = frozenset(),
-) -> Iterator[PacketChunk]:
-    for part in _partly_decoded_batches(path, capture, book, chunk_bytes, tshark_fallback, skip):
-        yield _finished(part, capture.info)
-
-
 def iter_decoded(
     path: str,
     book: AddressBook,
@@ -260,6 +248,7 @@ def read_packets(
 
     book = book if book is not None else AddressBook()
     with open_capture(path) as capture:
-        chunks = list(_decoded_batches(path, capture, book, chunk_bytes, tshark_fallback))
+        parts = _partly_decoded_batches(path, capture, book, chunk_bytes, tshark_fallback)
+        chunks = [_finished(part, capture.info) for part in parts]
         info = capture.info
     return PacketTable(to_dataframe(chunks, book), info, book)
