@@ -1,5 +1,5 @@
 """`python -m netdiag`: the same as the `netdiag` console script."""
 
-from netdiag.cli.main import main
+from netdiag.cli.main import run
 
-main()
+run()
