@@ -8,24 +8,17 @@ book's own, whatever collides in the cache).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from craft_kit import craft
 
 from netdiag.addressbook import AddressBook
 from netdiag.capture.decode import SKIPPABLE_COLUMNS, decode_batch
 from netdiag.capture.layers.frames import DecodeState, _CodeCache
 from netdiag.capture.reader import open_capture
 from netdiag.capture.schema import empty_chunk
-
-_spec = importlib.util.spec_from_file_location(
-    "capture_craft", Path(__file__).parent / "fixtures" / "capture" / "capture_craft.py"
-)
-assert _spec and _spec.loader
-craft = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(craft)
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 HEADER = len(craft.pcap_header())

@@ -6,7 +6,6 @@ installed the same files are also read by tshark and compared record by record.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from craft_kit import craft
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,13 +23,6 @@ from netdiag.capture.formats.pcapng import Timescale
 from netdiag.capture.reader import open_capture
 from netdiag.capture.records import CaptureInfo
 from netdiag.errors import CaptureError
-
-_spec = importlib.util.spec_from_file_location(
-    "capture_craft", Path(__file__).parent / "fixtures" / "capture" / "capture_craft.py"
-)
-assert _spec and _spec.loader
-craft = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(craft)
 
 NS = 1_000_000_000
 

@@ -8,23 +8,16 @@ interfaces, comments, interfaces described, warnings.
 
 from __future__ import annotations
 
-import importlib.util
 import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from craft_kit import craft
 
 from netdiag.capture.formats import pcapng
 from netdiag.capture.reader import open_capture
-
-_spec = importlib.util.spec_from_file_location(
-    "capture_craft", Path(__file__).parent / "fixtures" / "capture" / "capture_craft.py"
-)
-assert _spec and _spec.loader
-craft = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(craft)
 
 BASE_S = 1_700_000_000
 
@@ -168,6 +161,15 @@ def _interruption(kind: str, e: str) -> bytes:
     return bytes(block)
 
 
+#: interruptions that end the reading with a warning (the others are read on)
+STOPPING_KINDS = (
+    "lying length",
+    "lying caplen",
+    "bad trailer",
+    "misaligned length",
+    "too short",
+    "unknown interface",
+)
 KINDS = [
     "new interface",
     "name resolution",
@@ -176,12 +178,7 @@ KINDS = [
     "simple packet",
     "obsolete packet",
     "new section",
-    "lying length",
-    "lying caplen",
-    "bad trailer",
-    "misaligned length",
-    "too short",
-    "unknown interface",
+    *STOPPING_KINDS,
 ]
 
 
@@ -196,14 +193,7 @@ def test_whatever_interrupts_the_run_reads_as_the_plain_walk_reads_it(
     path.write_bytes(header() + b"".join(blocks))
     fast, plain, _calls = both_ways(path, monkeypatch)
     assert fast == plain
-    stops = kind in (
-        "lying length",
-        "lying caplen",
-        "bad trailer",
-        "misaligned length",
-        "too short",
-        "unknown interface",
-    )
+    stops = kind in STOPPING_KINDS
     if stops:
         assert len(fast["packets"]) == where and len(fast["warnings"]) == 1
         assert f"frame {where + 1} " in fast["warnings"][0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import importlib.util
 import os
 import shutil
 import signal
@@ -20,19 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from craft_kit import craft
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netdiag.capture.reader import open_capture
 from netdiag.capture.records import CaptureInfo
 from netdiag.errors import CaptureError
-
-_spec = importlib.util.spec_from_file_location(
-    "capture_craft", Path(__file__).parent / "fixtures" / "capture" / "capture_craft.py"
-)
-assert _spec and _spec.loader
-craft = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(craft)
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 PACKETS = [(1_700_000_000 + i, i, craft.frame_bytes(60 + 10 * i, i), 60 + 10 * i) for i in range(5)]

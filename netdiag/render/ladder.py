@@ -63,6 +63,39 @@ def _text_w(text: str) -> int:
     return int(len(text) * CHAR_W) + 1
 
 
+def _svg_start(cls: str, width: int, height: int, title: str, label: str) -> list[str]:
+    """The opening tag of a ladder's SVG (and its title, when given)."""
+    out = [
+        f'<svg class="{cls}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-label="{html_text(title or label)}" '
+        f'font-family="{FONT}" font-size="{FONT_SIZE}">'
+    ]
+    if title:
+        out.append(f"<title>{html_text(title)}</title>")
+    return out
+
+
+def _lane(x: int, name: str, detail: str, height: int, fill: str) -> list[str]:
+    """A lane: a header box with its name (and a detail line under it), a dashed line down."""
+    box_w = _text_w(name) + 20
+    out = [
+        f'<rect x="{x - box_w // 2}" y="{TOP}" width="{box_w}" height="24" rx="4" '
+        f'fill="{fill}" stroke="#455a64"/>',
+        f'<text x="{x}" y="{TOP + 16}" text-anchor="middle" font-weight="bold" '
+        f'fill="#263238">{html_text(name)}</text>',
+    ]
+    if detail:
+        out.append(
+            f'<text x="{x}" y="{TOP + 38}" text-anchor="middle" font-size="10" '
+            f'fill="#546e7a">{html_text(detail)}</text>'
+        )
+    out.append(
+        f'<line x1="{x}" y1="{TOP + 42}" x2="{x}" y2="{height - 8}" stroke="#90a4ae" '
+        f'stroke-dasharray="4 4"/>'
+    )
+    return out
+
+
 def render_svg(ladder: dict[str, Any], title: str = "") -> str:
     """The SVG of one ladder; empty string when there is nothing to draw."""
     lanes, arrows = ladder["lanes"], ladder["arrows"]
@@ -81,34 +114,10 @@ def render_svg(ladder: dict[str, Any], title: str = "") -> str:
     width = max(xs[-1] + _header_w(lanes[-1]) // 2 + 8, widest_self + 8)
     height = TOP + HEADER_H + ROW_H * len(arrows) + 16
     top_rows = TOP + HEADER_H
-    out = [
-        f'<svg class="ladder" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{html_text(title or "ladder diagram")}" '
-        f'font-family="{FONT}" font-size="{FONT_SIZE}">'
-    ]
-    if title:
-        out.append(f"<title>{html_text(title)}</title>")
+    out = _svg_start("ladder", width, height, title, "ladder diagram")
     # lanes: a header box with the host (and what it is / where it was captured), a dashed line
     for x, lane in zip(xs, lanes, strict=True):
-        box_w = _text_w(lane["host"]) + 20
-        out.append(
-            f'<rect x="{x - box_w // 2}" y="{TOP}" width="{box_w}" height="24" rx="4" '
-            f'fill="#eceff1" stroke="#455a64"/>'
-        )
-        out.append(
-            f'<text x="{x}" y="{TOP + 16}" text-anchor="middle" font-weight="bold" '
-            f'fill="#263238">{html_text(lane["host"])}</text>'
-        )
-        sub = lane.get("detail", "")
-        if sub:
-            out.append(
-                f'<text x="{x}" y="{TOP + 38}" text-anchor="middle" font-size="10" '
-                f'fill="#546e7a">{html_text(sub)}</text>'
-            )
-        out.append(
-            f'<line x1="{x}" y1="{TOP + 42}" x2="{x}" y2="{height - 8}" stroke="#90a4ae" '
-            f'stroke-dasharray="4 4"/>'
-        )
+        out += _lane(x, lane["host"], lane.get("detail", ""), height, "#eceff1")
     for i, (arrow, label) in enumerate(zip(arrows, labels, strict=True)):
         y = top_rows + ROW_H * i + 30
         color = DECISIVE if arrow["decisive"] else SUPPORTING
@@ -224,32 +233,9 @@ def render_path_svg(ladder: dict[str, Any], title: str = "") -> str:
     last_w = max(_text_w(lanes[-1]["tap"]), _text_w(lanes[-1].get("detail", "")) * 10 // 12) + 24
     width = max(xs[-1] + last_w // 2 + 8, text_end)
     height = TOP + HEADER_H + PATH_ROW_H * len(rows) + 16
-    out = [
-        f'<svg class="ladder path" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-label="{html_text(title or "path ladder")}" '
-        f'font-family="{FONT}" font-size="{FONT_SIZE}">'
-    ]
-    if title:
-        out.append(f"<title>{html_text(title)}</title>")
-    for x, lane in zip(xs, lanes, strict=True):
-        box_w = _text_w(lane["tap"]) + 20
-        out.append(
-            f'<rect x="{x - box_w // 2}" y="{TOP}" width="{box_w}" height="24" rx="4" '
-            f'fill="#e3f2fd" stroke="#455a64"/>'
-        )
-        out.append(
-            f'<text x="{x}" y="{TOP + 16}" text-anchor="middle" font-weight="bold" '
-            f'fill="#263238">{html_text(lane["tap"])}</text>'
-        )
-        if lane.get("detail"):
-            out.append(
-                f'<text x="{x}" y="{TOP + 38}" text-anchor="middle" font-size="10" '
-                f'fill="#546e7a">{html_text(lane["detail"])}</text>'
-            )
-        out.append(
-            f'<line x1="{x}" y1="{TOP + 42}" x2="{x}" y2="{height - 8}" stroke="#90a4ae" '
-            f'stroke-dasharray="4 4"/>'
-        )
+    out = _svg_start("ladder path", width, height, title, "path ladder")
+    for x, lane in zip(xs, lanes, strict=True):  # one lane per tap
+        out += _lane(x, lane["tap"], lane.get("detail", ""), height, "#e3f2fd")
     for i, (row, text) in enumerate(zip(rows, texts, strict=True)):
         top = TOP + HEADER_H + PATH_ROW_H * i
         y = top + 32
